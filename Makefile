@@ -1,0 +1,35 @@
+# The menu. `make setup` once, then `make test`; `make help` lists every target.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTHON ?= python3.11
+
+.PHONY: help setup test test-fast lint bench bench-quick demo package deploy clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup:  ## create .venv and install everything (checks Python 3.11 and Java 17)
+	./scripts/setup.sh
+
+test:  ## the whole suite, slow end-to-end tests included (what CI runs)
+	$(PY) -m pytest -q
+
+test-fast:  ## the quick loop: everything but tests marked slow
+	$(PY) -m pytest -q -m "not slow"
+
+lint:  ## ruff (lint + format check) and mypy on the pure core
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench:  ## every benchmark (JSON lines on stdout)
+	$(PY) -m bench all
+
+bench-quick:  ## every benchmark on small data (under a minute each)
+	$(PY) -m bench all --quick
+
+demo:  ## the pipeline on the local embedded runtime, as far as it is built
+	./scripts/demo.sh
+
+clean:  ## remove local data, caches and build output (keeps .venv)
+	rm -rf .demand artefacts .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Anomaly-aware streaming pipeline for retail demand forecasting."""

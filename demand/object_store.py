@@ -1,0 +1,100 @@
+"""The object store of both runtimes: S3 on AWS, a directory tree `<root>/<bucket>/<key>` locally.
+
+The keys are the same in both, so every stage writes and reads through this one interface.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+
+class ObjectStore(Protocol):
+    def put(self, bucket: str, key: str, body: bytes) -> None: ...
+    def get(self, bucket: str, key: str) -> bytes: ...
+    def exists(self, bucket: str, key: str) -> bool: ...
+    def list(self, bucket: str, prefix: str = "") -> Iterator[str]: ...
+    def delete(self, bucket: str, key: str) -> None: ...
+    def uri(self, bucket: str, key: str = "") -> str: ...
+
+
+class LocalObjectStore:
+    """Objects as files. Writes are atomic (temp file + rename), so a reader never sees half an object."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, bucket: str, key: str = "") -> Path:
+        if ".." in Path(key).parts:
+            raise ValueError(f"object key {key!r} must not contain '..'")
+        return self.root / bucket / key
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        target = self.path(bucket, key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+        os.replace(tmp, target)
+
+    def get(self, bucket: str, key: str) -> bytes:
+        path = self.path(bucket, key)
+        if not path.is_file():
+            raise FileNotFoundError(f"no object {self.uri(bucket, key)}")
+        return path.read_bytes()
+
+    def exists(self, bucket: str, key: str) -> bool:
+        return self.path(bucket, key).is_file()
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[str]:
+        base = self.root / bucket
+        if not base.is_dir():
+            return
+        for path in sorted(base.rglob("*")):
+            key = path.relative_to(base).as_posix()
+            if path.is_file() and key.startswith(prefix) and not path.name.startswith(".tmp-"):
+                yield key
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.path(bucket, key).unlink(missing_ok=True)
+
+    def uri(self, bucket: str, key: str = "") -> str:
+        return str(self.path(bucket, key))
+
+
+class S3ObjectStore:
+    def __init__(self, s3_client):
+        self.s3 = s3_client
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+    def get(self, bucket: str, key: str) -> bytes:
+        return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def exists(self, bucket: str, key: str) -> bool:
+        resp = self.s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        return any(obj["Key"] == key for obj in resp.get("Contents", []))
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[str]:
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield obj["Key"]
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.s3.delete_object(Bucket=bucket, Key=key)
+
+    def uri(self, bucket: str, key: str = "") -> str:
+        return f"s3://{bucket}/{key}"
+
+
+def object_store(settings) -> ObjectStore:
+    """The store for the configured runtime."""
+    if settings.runtime == "local":
+        return LocalObjectStore(settings.data_root)
+    from demand.aws import client
+
+    return S3ObjectStore(client("s3", settings))

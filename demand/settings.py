@@ -1,0 +1,109 @@
+"""One typed configuration object, built once at the edge (file, environment, CLI flags) and passed down.
+
+Every resource name the code uses (streams, buckets, tables) is derived here from `prefix`, so the
+infrastructure templates and the code are compared against one definition (see tests/unit/test_infra_names).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Names of every AWS resource the pipeline reads or writes, derived from one prefix."""
+
+    prefix: str
+
+    @property
+    def sales_events_stream(self) -> str:
+        return f"{self.prefix}-sales-events"
+
+    @property
+    def sales_clean_stream(self) -> str:
+        return f"{self.prefix}-sales-clean"
+
+    @property
+    def sales_outliers_stream(self) -> str:
+        return f"{self.prefix}-sales-outliers"
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return (self.sales_events_stream, self.sales_clean_stream, self.sales_outliers_stream)
+
+    def bucket(self, role: str) -> str:
+        if role not in BUCKET_ROLES:
+            raise ValueError(f"unknown bucket role {role!r}; expected one of {', '.join(BUCKET_ROLES)}")
+        return f"{self.prefix}-{role}"
+
+    @property
+    def buckets(self) -> dict[str, str]:
+        return {role: self.bucket(role) for role in BUCKET_ROLES}
+
+    @property
+    def champion_table(self) -> str:
+        return f"{self.prefix}-champion-predictors"
+
+    @property
+    def api_cache_table(self) -> str:
+        return f"{self.prefix}-forecast-cache"
+
+    @property
+    def run_table(self) -> str:
+        return f"{self.prefix}-forecast-runs"
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return (self.champion_table, self.api_cache_table, self.run_table)
+
+    @property
+    def glue_database(self) -> str:
+        return self.prefix.replace("-", "_")
+
+    @property
+    def notify_topic(self) -> str:
+        return f"{self.prefix}-forecast-notifications"
+
+
+# Bucket roles of DESIGN.md: where each stage lands its output.
+BUCKET_ROLES: tuple[str, ...] = (
+    "staged",
+    "analysis",
+    "rejected",
+    "forecast-input",
+    "forecast-export",
+    "enriched",
+    "athena-results",
+)
+
+
+class Settings(BaseSettings):
+    """Pipeline configuration. Environment variables use the `DEMAND_` prefix (e.g. DEMAND_DATA_ROOT)."""
+
+    model_config = SettingsConfigDict(env_prefix="DEMAND_", env_file=".env", extra="ignore")
+
+    prefix: str = Field("demand", pattern=r"^[a-z][a-z0-9-]{1,30}$", description="resource name prefix")
+    tenant: str = Field("default", description="tenant tag on every resource (ABAC isolation)")
+    region: str = "us-east-1"
+    endpoint_url: str | None = Field(
+        None, description="AWS API endpoint (moto, LocalStack); falls back to AWS_ENDPOINT_URL"
+    )
+    runtime: str = Field("local", pattern=r"^(local|aws)$", description="object store: local dir or S3")
+    data_root: Path = Field(Path(".demand"), description="local object store root: <data_root>/<bucket>/<key>")
+    local_port: int = Field(4566, ge=1, le=65535, description="port of the local moto server")
+    stream_shards: int = Field(2, ge=1, le=500)
+    frequency: str = Field("W", pattern=r"^(D|W)$", description="forecast frequency")
+    horizon: int = Field(8, ge=1, le=500, description="forecast horizon in periods")
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+
+    @property
+    def names(self) -> ResourceNames:
+        return ResourceNames(self.prefix)
+
+    @property
+    def local_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.local_port}"

@@ -1,0 +1,1 @@
+"""Forecast workflow: state machine, handlers, forecasting backends."""

@@ -1,0 +1,1 @@
+"""Glue PySpark jobs: build_forecast_inputs, enrich_forecast."""

@@ -1,0 +1,1 @@
+"""Event contracts and generator, DMS decoding, Kinesis producer, local stack."""

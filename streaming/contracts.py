@@ -1,0 +1,288 @@
+"""The data contracts between stages, defined once.
+
+Each contract is a list of typed fields. JSON Schema (validation), the Spark schema (Glue jobs), the
+PyFlink row type (outlier split), the pyarrow schema (landing parquet), the Glue/Firehose column list and
+the Athena DDL are all derived from it; tests/unit/test_contracts.py proves they agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# Logical type -> (JSON Schema type, Glue/Hive/Athena type).
+_LOGICAL_TYPES: dict[str, tuple[str, str]] = {
+    "string": ("string", "string"),
+    "timestamp": ("string", "timestamp"),  # ISO-8601 UTC on the wire, a timestamp in tables
+    "double": ("number", "double"),
+    "long": ("integer", "bigint"),
+    "boolean": ("boolean", "boolean"),
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    required: bool = True
+    doc: str = ""
+    enum: tuple[str, ...] | None = None
+    minimum: float | None = None
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in _LOGICAL_TYPES:
+            raise ValueError(f"field {self.name}: unknown logical type {self.type!r}")
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A named, versioned record layout."""
+
+    name: str
+    fields: tuple[Field, ...]
+    doc: str = ""
+    version: int = SCHEMA_VERSION
+    const: dict[str, Any] = field(default_factory=dict)  # fields with one fixed value (event_type)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    @property
+    def required(self) -> list[str]:
+        return [f.name for f in self.fields if f.required]
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.name} has no field {name!r}")
+
+    def extend(self, name: str, extra: tuple[Field, ...], doc: str = "") -> Contract:
+        return Contract(name=name, fields=self.fields + extra, doc=doc, version=self.version)
+
+    # --- derived representations -------------------------------------------------------------
+    def json_schema(self) -> dict[str, Any]:
+        props: dict[str, Any] = {}
+        for f in self.fields:
+            json_type = _LOGICAL_TYPES[f.type][0]
+            prop: dict[str, Any] = {"type": json_type if f.required else [json_type, "null"]}
+            if f.doc:
+                prop["description"] = f.doc
+            if f.type == "timestamp":
+                prop["format"] = "date-time"
+            if f.enum:
+                prop["enum"] = list(f.enum) + ([] if f.required else [None])
+            if f.minimum is not None:
+                prop["minimum"] = f.minimum
+            if f.max_length is not None:
+                prop["maxLength"] = f.max_length
+            if f.name in self.const:
+                prop["const"] = self.const[f.name]
+            props[f.name] = prop
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"urn:demand:{self.name}:v{self.version}",
+            "title": self.name,
+            "description": self.doc,
+            "type": "object",
+            "properties": props,
+            "required": self.required,
+            "additionalProperties": False,
+        }
+
+    def glue_columns(self) -> list[dict[str, str]]:
+        """Column list for a Glue table (and so Firehose's parquet conversion and Athena)."""
+        return [
+            {"Name": f.name, "Type": _LOGICAL_TYPES[f.type][1], "Comment": f.doc[:255]} for f in self.fields
+        ]
+
+    def athena_ddl(self, database: str, table: str, location: str, partitions: tuple[str, ...] = ()) -> str:
+        cols = ",\n".join(f"  `{c['Name']}` {c['Type']}" for c in self.glue_columns())
+        part = ""
+        if partitions:
+            part = "\nPARTITIONED BY (" + ", ".join(f"`{p}` string" for p in partitions) + ")"
+        return (
+            f"CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{table}` (\n{cols}\n){part}\n"
+            f"STORED AS PARQUET\nLOCATION '{location}'"
+        )
+
+    def spark_schema(self) -> Any:
+        from pyspark.sql import types as T
+
+        spark_types = {
+            "string": T.StringType(),
+            "timestamp": T.TimestampType(),
+            "double": T.DoubleType(),
+            "long": T.LongType(),
+            "boolean": T.BooleanType(),
+        }
+        return T.StructType([T.StructField(f.name, spark_types[f.type], not f.required) for f in self.fields])
+
+    def arrow_schema(self) -> Any:
+        import pyarrow as pa
+
+        arrow_types = {
+            "string": pa.string(),
+            "timestamp": pa.timestamp("ms", tz="UTC"),
+            "double": pa.float64(),
+            "long": pa.int64(),
+            "boolean": pa.bool_(),
+        }
+        return pa.schema([pa.field(f.name, arrow_types[f.type], nullable=not f.required) for f in self.fields])
+
+    def flink_row_type(self) -> Any:
+        """PyFlink RowTypeInfo. Timestamps travel as ISO strings inside the Python operators."""
+        from pyflink.common import Types
+
+        flink_types = {
+            "string": Types.STRING(),
+            "timestamp": Types.STRING(),
+            "double": Types.DOUBLE(),
+            "long": Types.LONG(),
+            "boolean": Types.BOOLEAN(),
+        }
+        return Types.ROW_NAMED(self.names, [flink_types[f.type] for f in self.fields])
+
+
+# --- the events ---------------------------------------------------------------------------------
+CHANNELS = ("web", "store", "app", "marketplace")
+EVENT_TYPES = ("sale", "product", "campaign")
+
+_ENVELOPE = (
+    Field("event_type", "string", doc="sale | product | campaign", enum=EVENT_TYPES),
+    Field("schema_version", "long", doc="contract version", minimum=1),
+    Field("event_id", "string", doc="unique id, the idempotency key", max_length=128),
+    Field("event_time", "timestamp", doc="when it happened, ISO-8601 UTC"),
+)
+
+SALE = Contract(
+    "sale",
+    _ENVELOPE
+    + (
+        Field("store_id", "string", max_length=64),
+        Field("item_id", "string", max_length=64),
+        Field("quantity", "double", doc="units sold; negative = return"),
+        Field("unit_price", "double", doc="price per unit in currency", minimum=0),
+        Field("currency", "string", doc="ISO-4217 code", max_length=3),
+        Field("channel", "string", enum=CHANNELS),
+        Field("customer_id", "string", required=False, max_length=64),
+        Field("order_id", "string", required=False, max_length=64),
+        Field("promotion_id", "string", required=False, max_length=64),
+        Field(
+            "source_operation",
+            "string",
+            required=False,
+            doc="direct, or the DMS operation it was decoded from",
+            enum=("direct", "load", "insert", "update", "delete"),
+        ),
+    ),
+    doc="One sale (or return) line.",
+    const={"event_type": "sale"},
+)
+
+PRODUCT = Contract(
+    "product",
+    _ENVELOPE
+    + (
+        Field("item_id", "string", max_length=64),
+        Field("name", "string", required=False),
+        Field("category", "string"),
+        Field("brand", "string", required=False),
+        Field("list_price", "double", required=False, minimum=0),
+        Field("status", "string", doc="active | discontinued", enum=("active", "discontinued")),
+    ),
+    doc="Item metadata update.",
+    const={"event_type": "product"},
+)
+
+CAMPAIGN = Contract(
+    "campaign",
+    _ENVELOPE
+    + (
+        Field("promotion_id", "string", max_length=64),
+        Field("item_id", "string", max_length=64),
+        Field("store_id", "string", required=False, doc="null = every store", max_length=64),
+        Field("action", "string", doc="start | end", enum=("start", "end")),
+        Field("discount_pct", "double", doc="fraction off the list price, 0..1", minimum=0),
+        Field("starts_at", "timestamp"),
+        Field("ends_at", "timestamp"),
+    ),
+    doc="Promotion start or end for one item (and optionally one store).",
+    const={"event_type": "campaign"},
+)
+
+EVENTS: dict[str, Contract] = {"sale": SALE, "product": PRODUCT, "campaign": CAMPAIGN}
+
+OUTLIER = SALE.extend(
+    "outlier",
+    (
+        Field("outlier_score", "double", doc="robust z-score or rule severity"),
+        Field("outlier_code", "string", doc="machine-readable reason code"),
+        Field("outlier_reason", "string", doc="readable reason"),
+        Field("detector", "string", doc="detector name"),
+        Field("detector_version", "string"),
+        Field("baseline_quantity", "double", required=False, doc="expected quantity it was compared with"),
+        Field("baseline_price", "double", required=False, doc="usual unit price it was compared with"),
+        Field("baseline_count", "long", required=False, doc="observations behind the baseline"),
+    ),
+    doc="A sale judged anomalous, with why.",
+)
+
+REJECTED = Contract(
+    "rejected",
+    (
+        Field("raw", "string", doc="the record as received (base64 when raw_encoding is base64)"),
+        Field("raw_encoding", "string", enum=("utf-8", "base64")),
+        Field("error_code", "string", doc="machine-readable error code"),
+        Field("error", "string", doc="what was wrong: field, value, expectation"),
+        Field("source", "string", doc="stream or file it came from"),
+        Field("shard_id", "string", required=False),
+        Field("sequence_number", "string", required=False),
+        Field("rejected_at", "timestamp"),
+    ),
+    doc="A record that could not become an event, with the reason.",
+    version=1,
+)
+
+# AWS DMS writes this envelope to a Kinesis target (MessageFormat json):
+# https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Target.Kinesis.html
+DMS_ENVELOPE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "urn:demand:dms-envelope",
+    "type": "object",
+    "required": ["data", "metadata"],
+    "properties": {
+        "data": {"type": "object"},
+        "before-image": {"type": "object"},
+        "metadata": {
+            "type": "object",
+            "required": ["timestamp", "record-type", "operation", "table-name"],
+            "properties": {
+                "timestamp": {"type": "string"},
+                "record-type": {"enum": ["data", "control"]},
+                "operation": {
+                    "enum": [
+                        "load",
+                        "insert",
+                        "update",
+                        "delete",
+                        "create-table",
+                        "drop-table",
+                        "add-column",
+                        "drop-column",
+                        "rename-column",
+                        "column-type-change",
+                    ]
+                },
+                "partition-key-type": {"type": "string"},
+                "schema-name": {"type": "string"},
+                "table-name": {"type": "string"},
+                "transaction-id": {"type": ["integer", "string"]},
+            },
+        },
+    },
+}
