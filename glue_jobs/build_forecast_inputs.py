@@ -1,0 +1,164 @@
+"""Glue job: staged sales, product and campaign events -> the three Forecast datasets for one run window.
+
+Runs unchanged on Glue 5.0 and local PySpark:
+    build_forecast_inputs.py --JOB_NAME build --window_start 2023-01-02 --window_end 2024-01-01 \
+        [--frequency W --horizon 8 --country DE --with_location false --prefix demand --runtime local]
+
+Writes under `forecast-input/datasets/<frequency>/<window_end>/`: target/, related/, metadata/ (CSV with
+header), schema/<dataset>.json (CreateDataset schemas), then manifest.json, then _SUCCESS. A re-run for
+the same window first removes the manifest and marker, replaces the data, and writes them again last, so
+a consumer that waits for the manifest never sees a half-written dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from datetime import date
+
+from demand.object_store import ObjectStore, object_store
+from demand.settings import Settings
+from glue_jobs import forecast_inputs as fi
+from glue_jobs.runtime import resolve_args, settings_from_args, spark_session
+from streaming.holiday_calendar import holidays
+from streaming.layout import LANDINGS
+
+OPTIONAL = {
+    "window_start": "",
+    "frequency": "",
+    "horizon": "",
+    "country": "DE",
+    "with_location": "false",
+    "prefix": "",
+    "runtime": "",
+    "data_root": "",
+}
+
+
+class DatasetError(ValueError):
+    """Input that cannot give valid Forecast datasets (empty window, missing staged data, broken rule)."""
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    window: fi.RunWindow
+    country: str = "DE"
+    with_location: bool = False
+
+
+def dataset_prefix(window: fi.RunWindow) -> str:
+    return f"datasets/{window.frequency}/{window.end.isoformat()}/"
+
+
+def _read(spark, store: ObjectStore, settings: Settings, landing_name: str, required: bool):
+    landing = LANDINGS[landing_name]
+    bucket = settings.names.bucket(landing.bucket_role)
+    uri = store.uri(bucket, landing.prefix + "/")
+    if not any(key.endswith(".parquet") for key in store.list(bucket, landing.prefix + "/")):
+        if required:
+            raise DatasetError(f"no staged {landing.prefix} under {uri}: run the landing first")
+        return None
+    return spark.read.parquet(uri).select(*landing.contract.names)
+
+
+def check_datasets(target, related, metadata, window: fi.RunWindow, with_location: bool) -> dict[str, int]:
+    """Amazon Forecast's dataset rules; raises DatasetError naming the first broken one. Returns row counts."""
+    keys = ["item_id", "location"] if with_location else ["item_id"]
+    for name, df in (("target", target), ("related", related)):
+        dup = df.groupBy(*keys, "timestamp").count().where("count > 1").limit(1).collect()
+        if dup:
+            raise DatasetError(f"{name} has duplicate {'/'.join(keys)}/timestamp: {dup[0].asDict()}")
+    short = (
+        target.groupBy(*keys)
+        .count()
+        .join(related.groupBy(*keys).agg(fi.F.max("timestamp").alias("last")), on=keys, how="left")
+        .where(fi.F.col("last").isNull() | (fi.F.col("last") < fi.F.lit(window.horizon_end)))
+        .limit(1)
+        .collect()
+    )
+    if short:
+        raise DatasetError(f"related series does not reach the horizon end {window.horizon_end}: {short[0]}")
+    uncovered = target.select("item_id").distinct().join(metadata, "item_id", "left_anti").limit(1).collect()
+    if uncovered:
+        raise DatasetError(f"item metadata misses target item {uncovered[0]['item_id']}")
+    return {"target": target.count(), "related": related.count(), "metadata": metadata.count()}
+
+
+def build(spark, settings: Settings, request: BuildRequest) -> dict:
+    """Read staged data, build and check the datasets, write them and the manifest. Returns the manifest."""
+    store = object_store(settings)
+    window = request.window
+    sales = _read(spark, store, settings, "clean", required=True)
+    products = _read(spark, store, settings, "products", required=False)
+    campaigns = _read(spark, store, settings, "campaigns", required=False)
+    if fi.in_window(sales, window).limit(1).count() == 0:
+        raise DatasetError(f"no staged sales in the window {window.start}..{window.end} (end exclusive)")
+    days = holidays(request.country, window.start, window.horizon_end + window.step)
+    target = fi.target_series(sales, window, request.with_location).cache()
+    related = fi.related_series(sales, campaigns, days, window, request.with_location).cache()
+    metadata = fi.item_metadata(products, target).cache()
+    counts = check_datasets(target, related, metadata, window, request.with_location)
+
+    bucket = settings.names.bucket("forecast-input")
+    base = dataset_prefix(window)
+    for marker in ("_SUCCESS", "manifest.json"):
+        store.delete(bucket, base + marker)
+    datasets = {}
+    for name, df in (("target", target), ("related", related), ("metadata", metadata)):
+        dataset_type, columns = fi.DATASETS[name]
+        if request.with_location and name != "metadata":
+            columns = [columns[0], fi.LOCATION, *columns[1:]]
+        df.select(*[c for c, _ in columns]).coalesce(1).write.mode("overwrite").option("header", True).option(
+            "dateFormat", fi.TIMESTAMP_FORMAT
+        ).csv(store.uri(bucket, base + name))
+        schema = {"Attributes": [{"AttributeName": c, "AttributeType": t} for c, t in columns]}
+        store.put(bucket, f"{base}schema/{name}.json", json.dumps(schema, indent=2).encode())
+        datasets[name] = {
+            "path": base + name + "/",
+            "dataset_type": dataset_type,
+            "rows": counts[name],
+            "schema": f"{base}schema/{name}.json",
+        }
+    manifest = {
+        "domain": "RETAIL",
+        "frequency": window.frequency,
+        "window_start": window.start.isoformat(),
+        "window_end": window.end.isoformat(),
+        "horizon": window.horizon,
+        "timestamp_format": fi.TIMESTAMP_FORMAT,
+        "country": request.country,
+        "with_location": request.with_location,
+        "datasets": datasets,
+        "idempotency_key": f"{settings.prefix}:{window.frequency}:{window.start}:{window.end}:{window.horizon}",
+    }
+    store.put(bucket, base + "manifest.json", json.dumps(manifest, indent=2).encode())
+    store.put(bucket, base + "_SUCCESS", b"")
+    return manifest
+
+
+def request_from_args(args: dict[str, str], settings: Settings) -> BuildRequest:
+    end = date.fromisoformat(args["window_end"])
+    frequency = args["frequency"] or settings.frequency
+    start = date.fromisoformat(args["window_start"]) if args["window_start"] else date(end.year - 2, 1, 1)
+    if frequency == "W":
+        start = start.fromordinal(start.toordinal() - start.weekday())
+    window = fi.RunWindow(start, end, frequency, int(args["horizon"] or settings.horizon))
+    return BuildRequest(window, args["country"], args["with_location"].lower() == "true")
+
+
+def main(argv: list[str]) -> dict:
+    args = resolve_args(argv, ["JOB_NAME", "window_end"], OPTIONAL)
+    settings = settings_from_args(args)
+    request = request_from_args(args, settings)
+    spark, job = spark_session(args["JOB_NAME"])
+    if job is not None:
+        job.init(args["JOB_NAME"], args)
+    manifest = build(spark, settings, request)
+    if job is not None:
+        job.commit()
+    return manifest
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1:]), indent=2))

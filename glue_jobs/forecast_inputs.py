@@ -1,0 +1,265 @@
+"""The three Amazon Forecast RETAIL datasets from staged sales, product and campaign events (Spark).
+
+Plain functions over DataFrames, the same on Glue 5.0 and local PySpark; the entry script
+(build_forecast_inputs.py) only reads, calls these and writes.
+
+Rules, from the Amazon Forecast developer guide (RETAIL domain, "Dataset guidelines"):
+- target `item_id, [location,] timestamp, demand`; related `item_id, [location,] timestamp, price,
+  promotion_flag, discount, holiday_flag`; metadata `item_id, category, brand`.
+- no duplicate (item, location, timestamp); related series must extend over the forecast horizon;
+  metadata must cover every target item; timestamps `yyyy-MM-dd` for daily or coarser frequencies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+# Forecast dataset schemas (CreateDataset "Schema.Attributes"), column order = CSV column order.
+DATASETS: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "target": (
+        "TARGET_TIME_SERIES",
+        [("item_id", "string"), ("timestamp", "timestamp"), ("demand", "float")],
+    ),
+    "related": (
+        "RELATED_TIME_SERIES",
+        [
+            ("item_id", "string"),
+            ("timestamp", "timestamp"),
+            ("price", "float"),
+            ("promotion_flag", "integer"),
+            ("discount", "float"),
+            ("holiday_flag", "integer"),
+        ],
+    ),
+    "metadata": ("ITEM_METADATA", [("item_id", "string"), ("category", "string"), ("brand", "string")]),
+}
+LOCATION = ("location", "string")
+TIMESTAMP_FORMAT = "yyyy-MM-dd"  # Forecast accepts yyyy-MM-dd for D and coarser frequencies
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    """The run window: sales with start <= event_time < end. `end` is exclusive and period-aligned."""
+
+    start: date
+    end: date
+    frequency: str  # "D" | "W"
+    horizon: int
+
+    def __post_init__(self) -> None:
+        if self.frequency not in ("D", "W"):
+            raise ValueError(f"frequency {self.frequency!r} must be D or W")
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end} must be after start {self.start}")
+        if self.frequency == "W" and (self.start.weekday() or self.end.weekday()):
+            raise ValueError(f"weekly windows start and end on Mondays (ISO weeks); got {self.start}..{self.end}")
+        if self.horizon < 1:
+            raise ValueError("horizon must be at least 1 period")
+
+    @property
+    def step(self) -> timedelta:
+        return timedelta(days=7 if self.frequency == "W" else 1)
+
+    @property
+    def last_period(self) -> date:
+        return self.end - self.step
+
+    @property
+    def horizon_end(self) -> date:
+        """Last period the related series must cover: the window's last period + horizon."""
+        return self.last_period + self.horizon * self.step
+
+
+def period_sql(expr: str, frequency: str) -> str:
+    """Start date of the period holding a UTC timestamp: the day, or the ISO week's Monday (Spark SQL)."""
+    return f"to_date(date_trunc('{'week' if frequency == 'W' else 'day'}', {expr}))"
+
+
+def in_window(sales: DataFrame, window: RunWindow) -> DataFrame:
+    start = datetime.combine(window.start, datetime.min.time())
+    end = datetime.combine(window.end, datetime.min.time())
+    return sales.where((F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end)))
+
+
+def net_sales(sales: DataFrame) -> DataFrame:
+    """One row per event_id; cancellations removed, returns kept (netted later).
+
+    A cancellation is a negative line whose order_id has a positive line for the same store and item: it
+    cancels that order, so it is moved onto the original line's time (the two cancel out in one period
+    instead of showing demand in one period and negative demand in another). Negative lines without such
+    an order are returns and reduce demand in their own period. Lines of a cancelled order are marked
+    `cancelled_order` so they do not set the period's price either.
+    """
+    sales = sales.dropDuplicates(["event_id"])
+    order_key = ["store_id", "item_id", "order_id"]
+    orders = (
+        sales.where(F.col("order_id").isNotNull())
+        .groupBy(*order_key)
+        .agg(
+            F.min(F.when(F.col("quantity") > 0, F.col("event_time"))).alias("order_time"),
+            F.min("quantity").alias("min_quantity"),
+        )
+    )
+    joined = sales.join(orders, on=order_key, how="left")
+    cancelled = F.col("order_time").isNotNull() & (F.col("min_quantity") < 0)
+    is_cancellation = cancelled & (F.col("quantity") < 0)
+    return (
+        joined.withColumn("event_time", F.when(is_cancellation, F.col("order_time")).otherwise(F.col("event_time")))
+        .withColumn("cancelled_order", F.coalesce(cancelled, F.lit(False)))
+        .drop("order_time", "min_quantity")
+    )
+
+
+def _calendar(spark: SparkSession, window: RunWindow, last: date) -> DataFrame:
+    """Every period start from the window start to `last`, one row each."""
+    return spark.sql(
+        f"SELECT explode(sequence(to_date('{window.start}'), to_date('{last}'), "
+        f"interval {window.step.days} days)) AS timestamp"
+    )
+
+
+def _keys(with_location: bool) -> list[str]:
+    return ["item_id", "store_id"] if with_location else ["item_id"]
+
+
+def target_series(sales: DataFrame, window: RunWindow, with_location: bool = False) -> DataFrame:
+    """Demand per item (and store) and period, zero-filled from the item's first sale to the window end.
+
+    Demand below zero (more returns than sales in a period) is clipped to 0: Forecast's demand is
+    non-negative.
+    """
+    keys = _keys(with_location)
+    per_period = (
+        net_sales(in_window(sales, window))
+        .withColumn("timestamp", F.expr(period_sql("event_time", window.frequency)))
+        .groupBy(*keys, "timestamp")
+        .agg(F.sum("quantity").alias("demand"))
+    )
+    first = per_period.groupBy(*keys).agg(F.min("timestamp").alias("first_period"))
+    grid = first.crossJoin(_calendar(sales.sparkSession, window, window.last_period)).where(
+        F.col("timestamp") >= F.col("first_period")
+    )
+    out = (
+        grid.join(per_period, on=[*keys, "timestamp"], how="left")
+        .select(*keys, "timestamp", F.greatest(F.coalesce("demand", F.lit(0.0)), F.lit(0.0)).alias("demand"))
+        .withColumnRenamed("store_id", "location")
+    )
+    return out.orderBy(*[("location" if k == "store_id" else k) for k in keys], "timestamp")
+
+
+def related_series(
+    sales: DataFrame,
+    campaigns: DataFrame | None,
+    holidays: list[date],
+    window: RunWindow,
+    with_location: bool = False,
+) -> DataFrame:
+    """Price (quantity-weighted average, carried forward), promotion flag/discount and holiday flag per
+    item (and store) and period, from the item's first sale through the forecast horizon."""
+    keys = _keys(with_location)
+    spark = sales.sparkSession
+    sold = (
+        net_sales(in_window(sales, window))
+        .where((F.col("quantity") > 0) & ~F.col("cancelled_order"))
+        .withColumn("timestamp", F.expr(period_sql("event_time", window.frequency)))
+    )
+    prices = sold.groupBy(*keys, "timestamp").agg(
+        (F.sum(F.col("quantity") * F.col("unit_price")) / F.sum("quantity")).alias("price")
+    )
+    first = prices.groupBy(*keys).agg(F.min("timestamp").alias("first_period"))
+    grid = first.crossJoin(_calendar(spark, window, window.horizon_end)).where(
+        F.col("timestamp") >= F.col("first_period")
+    )
+    fill = Window.partitionBy(*keys).orderBy("timestamp").rowsBetween(Window.unboundedPreceding, 0)
+    out = grid.join(prices, on=[*keys, "timestamp"], how="left").withColumn(
+        "price", F.last("price", ignorenulls=True).over(fill)
+    )
+    out = _with_promotions(out, campaigns, window, keys)
+    holiday_periods = _holiday_periods(spark, holidays, window)
+    out = out.join(holiday_periods, on="timestamp", how="left").select(
+        *keys,
+        "timestamp",
+        F.round("price", 4).alias("price"),
+        F.coalesce("promotion_flag", F.lit(0)).cast("int").alias("promotion_flag"),
+        F.round(F.coalesce("discount", F.lit(0.0)), 4).alias("discount"),
+        F.coalesce("holiday_flag", F.lit(0)).cast("int").alias("holiday_flag"),
+    )
+    out = out.withColumnRenamed("store_id", "location")
+    return out.orderBy(*[("location" if k == "store_id" else k) for k in keys], "timestamp")
+
+
+def _promotions(campaigns: DataFrame | None, window: RunWindow) -> DataFrame:
+    """Periods overlapped by an active campaign: item_id, store scope (null = every store), timestamp,
+    discount. The latest event per promotion/item/store wins, so an early `end` shortens the campaign."""
+    spark = SparkSession.getActiveSession()
+    if campaigns is None:
+        return spark.createDataFrame([], "item_id string, scope string, timestamp date, discount double")
+    latest = Window.partitionBy("promotion_id", "item_id", "store_id").orderBy(F.col("event_time").desc())
+    active = (
+        campaigns.dropDuplicates(["event_id"])
+        .withColumn("rank", F.row_number().over(latest))
+        .where("rank = 1")
+        .withColumn("until", F.when(F.col("action") == "end", F.col("event_time")).otherwise(F.col("ends_at")))
+        .where(F.col("until") > F.col("starts_at"))
+    )
+    first = period_sql("starts_at", window.frequency)
+    last = period_sql("until - interval 1 milliseconds", window.frequency)
+    return active.select(
+        "item_id",
+        F.col("store_id").alias("scope"),
+        F.explode(F.expr(f"sequence({first}, {last}, interval {window.step.days} days)")).alias("timestamp"),
+        F.col("discount_pct").alias("discount"),
+    )
+
+
+def _with_promotions(series: DataFrame, campaigns: DataFrame | None, window: RunWindow, keys: list[str]):
+    promos = _promotions(campaigns, window).alias("p")
+    on = (F.col("s.item_id") == F.col("p.item_id")) & (F.col("s.timestamp") == F.col("p.timestamp"))
+    if "store_id" in keys:
+        on &= F.col("p.scope").isNull() | (F.col("p.scope") == F.col("s.store_id"))
+    return (
+        series.alias("s")
+        .join(promos, on=on, how="left")
+        .groupBy(*[F.col(f"s.{c}") for c in series.columns])
+        .agg(
+            F.max(F.col("p.discount").isNotNull().cast("int")).alias("promotion_flag"),
+            F.max("p.discount").alias("discount"),
+        )
+    )
+
+
+def _holiday_periods(spark: SparkSession, holidays: list[date], window: RunWindow) -> DataFrame:
+    rows = sorted({_period_start(d, window.frequency) for d in holidays})
+    return spark.createDataFrame([(d, 1) for d in rows], "timestamp date, holiday_flag int")
+
+
+def _period_start(day: date, frequency: str) -> date:
+    return day - timedelta(days=day.weekday()) if frequency == "W" else day
+
+
+def item_metadata(products: DataFrame | None, items: DataFrame) -> DataFrame:
+    """Latest product event per target item; items never described get category/brand 'unknown'."""
+    if products is None:
+        described = items.sparkSession.createDataFrame([], "item_id string, category string, brand string")
+    else:
+        latest = Window.partitionBy("item_id").orderBy(F.col("event_time").desc(), F.col("event_id").desc())
+        described = (
+            products.withColumn("rank", F.row_number().over(latest))
+            .where("rank = 1")
+            .select("item_id", "category", "brand")
+        )
+    return (
+        items.select("item_id")
+        .distinct()
+        .join(described, on="item_id", how="left")
+        .select(
+            "item_id",
+            F.coalesce("category", F.lit("unknown")).alias("category"),
+            F.coalesce("brand", F.lit("unknown")).alias("brand"),
+        )
+        .orderBy("item_id")
+    )

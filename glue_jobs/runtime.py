@@ -1,0 +1,73 @@
+"""What a Glue job script needs around its logic: Glue-style arguments and a Spark session for either runtime.
+
+Arguments follow Glue's convention (`--JOB_NAME name --key value`, extra system arguments ignored) and
+map onto the one Settings object. GlueContext is used only where the Glue runtime (awsglue) exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from demand.settings import Settings
+
+log = logging.getLogger("demand.glue")
+
+
+class JobArgumentError(ValueError):
+    pass
+
+
+def resolve_args(argv: Sequence[str], required: Sequence[str], optional: dict[str, str]) -> dict[str, str]:
+    """Parse `--key value` / `--key=value` pairs like awsglue.utils.getResolvedOptions, with defaults."""
+    found: dict[str, str] = {}
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token.startswith("--"):
+            key, eq, value = token[2:].partition("=")
+            if not eq:
+                if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                    raise JobArgumentError(f"argument --{key} needs a value")
+                value = args[i + 1]
+                i += 1
+            found[key] = value
+        i += 1
+    missing = [k for k in required if k not in found]
+    if missing:
+        raise JobArgumentError(f"missing job argument(s): {', '.join('--' + k for k in missing)}")
+    return {**optional, **{k: v for k, v in found.items() if k in required or k in optional}}
+
+
+def settings_from_args(args: dict[str, str]) -> Settings:
+    """Glue --args onto Settings: the keys that name a setting override it."""
+    fields = Settings.model_fields
+    return Settings(**{k: v for k, v in args.items() if k in fields and v != ""})
+
+
+def spark_session(app_name: str) -> tuple[Any, Any]:
+    """(spark, glue_job or None). On Glue: GlueContext + Job (bookmarks, metrics); locally: local Spark."""
+    try:
+        from awsglue.context import GlueContext  # type: ignore[import-not-found]
+        from awsglue.job import Job  # type: ignore[import-not-found]
+        from pyspark.context import SparkContext
+    except ImportError:
+        from pyspark.sql import SparkSession
+
+        spark = (
+            SparkSession.builder.master("local[*]")
+            .appName(app_name)
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "8")
+            .getOrCreate()
+        )
+        spark.sparkContext.setLogLevel("ERROR")
+        return spark, None
+    glue = GlueContext(SparkContext.getOrCreate())
+    spark = glue.spark_session
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    return spark, Job(glue)

@@ -1,0 +1,224 @@
+"""Landing + build_forecast_inputs on local Spark: hand-checked series and Amazon Forecast's dataset rules."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from demand.object_store import LocalObjectStore
+from demand.settings import Settings
+from glue_jobs.build_forecast_inputs import BuildRequest, DatasetError, build, dataset_prefix, main
+from glue_jobs.forecast_inputs import RunWindow
+from streaming.landing import deliver
+
+
+def sale(event_id, when, item, qty, price=2.0, order=None, store="s1"):
+    event = {
+        "event_type": "sale",
+        "schema_version": 1,
+        "event_id": event_id,
+        "event_time": when,
+        "store_id": store,
+        "item_id": item,
+        "quantity": qty,
+        "unit_price": price,
+        "currency": "EUR",
+        "channel": "web",
+    }
+    if order:
+        event["order_id"] = order
+    return event
+
+
+PRODUCT = {
+    "event_type": "product",
+    "schema_version": 1,
+    "event_id": "p-A",
+    "event_time": "2023-12-01T00:00:00Z",
+    "item_id": "A",
+    "category": "snacks",
+    "brand": "Crispy",
+    "status": "active",
+}
+CAMPAIGN = {
+    "event_type": "campaign",
+    "schema_version": 1,
+    "event_id": "c-1",
+    "event_time": "2024-01-15T00:00:00Z",
+    "promotion_id": "promo-1",
+    "item_id": "A",
+    "action": "start",
+    "discount_pct": 0.25,
+    "starts_at": "2024-01-15T00:00:00Z",
+    "ends_at": "2024-01-22T00:00:00Z",
+}
+
+SALES = [
+    sale("e1", "2024-01-01T10:00:00Z", "A", 3, order="o1"),  # cancelled the next week
+    sale("e2", "2024-01-08T09:00:00Z", "A", -3, order="o1"),  # the cancellation: removes e1
+    sale("e3", "2024-01-02T12:00:00Z", "A", 5, price=2.0),
+    sale("e4", "2024-01-03T12:00:00Z", "A", 5, price=4.0),  # week 1 price: (5*2 + 5*4) / 10 = 3
+    sale("e5", "2024-01-10T12:00:00Z", "A", -1),  # a return: nets week 2 (which had nothing) -> 0
+    sale("e6", "2024-01-14T23:30:00-02:00", "A", 4),  # = 2024-01-15T01:30Z: week 3, not week 2
+    sale("e6", "2024-01-14T23:30:00-02:00", "A", 4),  # a duplicate delivery of e6
+    sale("e7", "2024-01-17T08:00:00Z", "B", 1),  # an item with one sale
+    sale("e8", "2023-12-31T23:59:59Z", "A", 100),  # before the window: ignored
+]
+
+
+def land(tmp_path: Path, sales=SALES, reference=(PRODUCT, CAMPAIGN)) -> Settings:
+    split = tmp_path / "split"
+    (split / "clean").mkdir(parents=True)
+    (split / "reference").mkdir()
+    (split / "clean" / "part-0").write_text("\n".join(json.dumps(s) for s in sales) + "\n")
+    (split / "reference" / "part-0").write_text("\n".join(json.dumps(r) for r in reference) + "\n")
+    settings = Settings(data_root=tmp_path / "root")
+    deliver(split, LocalObjectStore(settings.data_root), settings.names.buckets)
+    return settings
+
+
+def read_dataset(settings: Settings, window: RunWindow, name: str) -> list[dict]:
+    folder = settings.data_root / settings.names.bucket("forecast-input") / dataset_prefix(window) / name
+    rows = []
+    for part in sorted(folder.glob("part-*.csv")):
+        with part.open() as fh:
+            rows.extend(csv.DictReader(fh))
+    return rows
+
+
+WINDOW = RunWindow(date(2024, 1, 1), date(2024, 1, 22), "W", horizon=2)
+
+
+@pytest.fixture(scope="module")
+def weekly(spark, tmp_path_factory):
+    settings = land(tmp_path_factory.mktemp("weekly"))
+    manifest = build(spark, settings, BuildRequest(WINDOW, country="DE"))
+    return settings, manifest
+
+
+def test_landing_writes_contract_parquet_under_firehose_layout_and_rerun_adds_nothing(tmp_path):
+    settings = land(tmp_path)
+    store = LocalObjectStore(settings.data_root)
+    keys = list(store.list(settings.names.bucket("staged"), "sales/"))
+    assert keys and all(k.startswith("sales/year=") and "/hour=" in k for k in keys)
+    before = sorted(store.list(settings.names.bucket("staged")))
+    deliver(tmp_path / "split", store, settings.names.buckets)
+    assert sorted(store.list(settings.names.bucket("staged"))) == before
+    rows = sum(pq.read_table(store.path(settings.names.bucket("staged"), k)).num_rows for k in keys)
+    assert rows == len(SALES)  # duplicates are the dataset build's to drop, landing keeps every line
+
+
+def test_target_series_nets_returns_removes_cancellations_and_zero_fills(weekly):
+    settings, manifest = weekly
+    target = read_dataset(settings, WINDOW, "target")
+    assert [(r["item_id"], r["timestamp"], float(r["demand"])) for r in target] == [
+        ("A", "2024-01-01", 10.0),  # e3 + e4; e1 cancelled by e2
+        ("A", "2024-01-08", 0.0),  # only the return: clipped at zero
+        ("A", "2024-01-15", 4.0),  # e6 once, after UTC conversion
+        ("B", "2024-01-15", 1.0),  # one sale of 1
+    ]
+    assert manifest["datasets"]["target"]["rows"] == 4
+
+
+def test_related_series_covers_horizon_with_prices_promotions_holidays(weekly):
+    settings, _ = weekly
+    related = {(r["item_id"], r["timestamp"]): r for r in read_dataset(settings, WINDOW, "related")}
+    a = [related[("A", d)] for d in ("2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22", "2024-01-29")]
+    assert [float(r["price"]) for r in a] == [3.0, 3.0, 2.0, 2.0, 2.0]  # weighted; cancelled o1 ignored; carried
+    assert [int(r["promotion_flag"]) for r in a] == [0, 0, 1, 0, 0]
+    assert float(a[2]["discount"]) == 0.25
+    assert int(a[0]["holiday_flag"]) == 1  # New Year's Day, DE
+    assert max(ts for item, ts in related if item == "B") == "2024-01-29"  # last period + horizon 2
+
+
+def test_metadata_covers_every_target_item(weekly):
+    settings, _ = weekly
+    meta = {r["item_id"]: r for r in read_dataset(settings, WINDOW, "metadata")}
+    assert meta["A"]["category"] == "snacks" and meta["A"]["brand"] == "Crispy"
+    assert meta["B"]["category"] == "unknown"
+
+
+def test_manifest_and_marker_come_last_and_schemas_match_csv_headers(weekly):
+    settings, manifest = weekly
+    base = settings.data_root / settings.names.bucket("forecast-input") / dataset_prefix(WINDOW)
+    assert (base / "_SUCCESS").exists()
+    assert (base / "_SUCCESS").stat().st_mtime_ns >= (base / "manifest.json").stat().st_mtime_ns
+    for name, entry in manifest["datasets"].items():
+        schema = json.loads(
+            (settings.data_root / settings.names.bucket("forecast-input") / entry["schema"]).read_text()
+        )
+        header = next(csv.reader((next((base / name).glob("part-*.csv"))).open()))
+        assert header == [a["AttributeName"] for a in schema["Attributes"]]
+
+
+def test_rerun_replaces_never_appends(spark, weekly):
+    settings, manifest = weekly
+    again = build(spark, settings, BuildRequest(WINDOW, country="DE"))
+    assert again == manifest
+    assert len(read_dataset(settings, WINDOW, "target")) == 4
+
+
+def test_daily_with_location_one_row_per_item_store_day(spark, tmp_path):
+    sales = [
+        sale("d1", "2024-01-01T08:00:00Z", "A", 2, store="s1"),
+        sale("d2", "2024-01-01T09:00:00Z", "A", 1, store="s2"),
+        sale("d3", "2024-01-03T09:00:00Z", "A", 1, store="s1"),
+    ]
+    settings = land(tmp_path, sales)
+    window = RunWindow(date(2024, 1, 1), date(2024, 1, 4), "D", horizon=1)
+    build(spark, settings, BuildRequest(window, with_location=True))
+    target = [
+        (r["item_id"], r["location"], r["timestamp"], float(r["demand"]))
+        for r in read_dataset(settings, window, "target")
+    ]
+    assert target == [
+        ("A", "s1", "2024-01-01", 2.0),
+        ("A", "s1", "2024-01-02", 0.0),
+        ("A", "s1", "2024-01-03", 1.0),
+        ("A", "s2", "2024-01-01", 1.0),
+        ("A", "s2", "2024-01-02", 0.0),
+        ("A", "s2", "2024-01-03", 0.0),
+    ]
+    related = read_dataset(settings, window, "related")
+    assert {(r["location"], r["timestamp"]) for r in related} >= {("s1", "2024-01-04"), ("s2", "2024-01-04")}
+    assert (
+        int(next(r for r in related if r["location"] == "s2" and r["timestamp"] == "2024-01-01")["promotion_flag"]) == 0
+    )
+
+
+def test_empty_window_and_missing_staged_data_give_clear_errors(spark, tmp_path):
+    settings = land(tmp_path)
+    with pytest.raises(DatasetError, match="no staged sales in the window 2025-01-06"):
+        build(spark, settings, BuildRequest(RunWindow(date(2025, 1, 6), date(2025, 2, 3), "W", 2)))
+    empty = Settings(data_root=tmp_path / "nothing")
+    with pytest.raises(DatasetError, match="no staged sales under .*run the landing first"):
+        build(spark, empty, BuildRequest(WINDOW))
+
+
+def test_glue_style_arguments(spark, tmp_path):
+    settings = land(tmp_path)
+    manifest = main(
+        [
+            "--JOB_NAME",
+            "build",
+            "--window_start",
+            "2024-01-01",
+            "--window_end=2024-01-22",
+            "--horizon",
+            "2",
+            "--data_root",
+            str(settings.data_root),
+            "--job-bookmark-option",
+            "job-bookmark-disable",
+        ]
+    )
+    assert manifest["datasets"]["target"]["rows"] == 4
+    with pytest.raises(ValueError, match="missing job argument.*--window_end"):
+        main(["--JOB_NAME", "build"])
+    with pytest.raises(ValueError, match="weekly windows start and end on Mondays"):
+        RunWindow(date(2024, 1, 1), date(2024, 1, 20), "W", 2)
