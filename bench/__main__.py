@@ -22,7 +22,7 @@ BENCHES = {
 
 
 def available() -> dict[str, str]:
-    present = {m.name for m in pkgutil.iter_modules([str(Path(__file__).parent))]}
+    present = {m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])}
     return {name: mod for name, mod in BENCHES.items() if mod in present}
 
 

@@ -92,7 +92,8 @@ def build(spark, settings: Settings, request: BuildRequest) -> dict:
     sales = _read(spark, store, settings, "clean", required=True)
     products = _read(spark, store, settings, "products", required=False)
     campaigns = _read(spark, store, settings, "campaigns", required=False)
-    if fi.in_window(sales, window).limit(1).count() == 0:
+    sales = fi.net_sales(fi.in_window(sales, window)).cache()
+    if sales.limit(1).count() == 0:
         raise DatasetError(f"no staged sales in the window {window.start}..{window.end} (end exclusive)")
     days = holidays(request.country, window.start, window.horizon_end + window.step)
     target = fi.target_series(sales, window, request.with_location).cache()
@@ -137,14 +138,25 @@ def build(spark, settings: Settings, request: BuildRequest) -> dict:
     return manifest
 
 
+def _date(args: dict[str, str], key: str) -> date:
+    try:
+        return date.fromisoformat(args[key])
+    except ValueError:
+        raise DatasetError(f"--{key}={args[key]!r} is not a date like 2024-01-01") from None
+
+
 def request_from_args(args: dict[str, str], settings: Settings) -> BuildRequest:
-    end = date.fromisoformat(args["window_end"])
-    frequency = args["frequency"] or settings.frequency
-    start = date.fromisoformat(args["window_start"]) if args["window_start"] else date(end.year - 2, 1, 1)
+    """Glue arguments (strings; "" = default) -> the build request. Default window: two years to the end."""
+    end = _date(args, "window_end")
+    start = _date(args, "window_start") if args.get("window_start") else date(end.year - 2, end.month, 1)
+    frequency = args.get("frequency") or settings.frequency
     if frequency == "W":
-        start = start.fromordinal(start.toordinal() - start.weekday())
-    window = fi.RunWindow(start, end, frequency, int(args["horizon"] or settings.horizon))
-    return BuildRequest(window, args["country"], args["with_location"].lower() == "true")
+        start = date.fromordinal(start.toordinal() - start.weekday())
+    try:
+        window = fi.RunWindow(start, end, frequency, int(args.get("horizon") or settings.horizon))
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from None
+    return BuildRequest(window, args.get("country") or "DE", (args.get("with_location") or "").lower() == "true")
 
 
 def main(argv: list[str]) -> dict:

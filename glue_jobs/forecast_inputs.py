@@ -38,6 +38,8 @@ DATASETS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "metadata": ("ITEM_METADATA", [("item_id", "string"), ("category", "string"), ("brand", "string")]),
 }
 LOCATION = ("location", "string")
+# The sale fields the datasets need; projecting early keeps shuffles and the cache small.
+SALE_COLUMNS = ("event_id", "event_time", "store_id", "item_id", "quantity", "unit_price", "order_id")
 TIMESTAMP_FORMAT = "yyyy-MM-dd"  # Forecast accepts yyyy-MM-dd for D and coarser frequencies
 
 
@@ -94,7 +96,7 @@ def net_sales(sales: DataFrame) -> DataFrame:
     an order are returns and reduce demand in their own period. Lines of a cancelled order are marked
     `cancelled_order` so they do not set the period's price either.
     """
-    sales = sales.dropDuplicates(["event_id"])
+    sales = sales.select(*SALE_COLUMNS).dropDuplicates(["event_id"])
     order_key = ["store_id", "item_id", "order_id"]
     orders = (
         sales.where(F.col("order_id").isNotNull())
@@ -128,14 +130,14 @@ def _keys(with_location: bool) -> list[str]:
 
 def target_series(sales: DataFrame, window: RunWindow, with_location: bool = False) -> DataFrame:
     """Demand per item (and store) and period, zero-filled from the item's first sale to the window end.
+    `sales` is the output of net_sales over the window.
 
     Demand below zero (more returns than sales in a period) is clipped to 0: Forecast's demand is
     non-negative.
     """
     keys = _keys(with_location)
     per_period = (
-        net_sales(in_window(sales, window))
-        .withColumn("timestamp", F.expr(period_sql("event_time", window.frequency)))
+        sales.withColumn("timestamp", F.expr(period_sql("event_time", window.frequency)))
         .groupBy(*keys, "timestamp")
         .agg(F.sum("quantity").alias("demand"))
     )
@@ -159,13 +161,12 @@ def related_series(
     with_location: bool = False,
 ) -> DataFrame:
     """Price (quantity-weighted average, carried forward), promotion flag/discount and holiday flag per
-    item (and store) and period, from the item's first sale through the forecast horizon."""
+    item (and store) and period, from the item's first sale through the forecast horizon. `sales` is the
+    output of net_sales over the window."""
     keys = _keys(with_location)
     spark = sales.sparkSession
-    sold = (
-        net_sales(in_window(sales, window))
-        .where((F.col("quantity") > 0) & ~F.col("cancelled_order"))
-        .withColumn("timestamp", F.expr(period_sql("event_time", window.frequency)))
+    sold = sales.where((F.col("quantity") > 0) & ~F.col("cancelled_order")).withColumn(
+        "timestamp", F.expr(period_sql("event_time", window.frequency))
     )
     prices = sold.groupBy(*keys, "timestamp").agg(
         (F.sum(F.col("quantity") * F.col("unit_price")) / F.sum("quantity")).alias("price")

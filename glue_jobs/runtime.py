@@ -7,6 +7,7 @@ map onto the one Settings object. GlueContext is used only where the Glue runtim
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,6 +56,8 @@ def spark_session(app_name: str) -> tuple[Any, Any]:
         from pyspark.context import SparkContext
     except ImportError:
         from pyspark.sql import SparkSession
+
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # quiet the loopback-hostname warning
 
         spark = (
             SparkSession.builder.master("local[*]")

@@ -1,0 +1,64 @@
+"""`demand glue run ...`: the Glue jobs on local PySpark, the same code Glue 5.0 runs."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from glue_jobs.build_forecast_inputs import DatasetError, build, request_from_args
+from glue_jobs.runtime import spark_session
+
+glue_app = typer.Typer(help="Run the Glue PySpark jobs locally.", no_args_is_help=True)
+run_app = typer.Typer(help="Run one Glue job.", no_args_is_help=True)
+glue_app.add_typer(run_app, name="run")
+
+
+@run_app.command("build-forecast-inputs")
+def build_forecast_inputs(
+    ctx: typer.Context,
+    window_end: str = typer.Option(..., help="End of the run window (exclusive; a Monday for W)."),
+    window_start: str = typer.Option(None, help="Start of the run window (default: two years before the end)."),
+    frequency: str = typer.Option(None, help="D or W (default from settings: W)."),
+    horizon: int = typer.Option(None, help="Forecast horizon in periods (default from settings: 8)."),
+    country: str = typer.Option("DE", help="Holiday calendar for holiday_flag (DE, GB, FR, US)."),
+    with_location: bool = typer.Option(False, help="Series per item and store (location) instead of per item."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+) -> None:
+    """Build the target, related and item-metadata datasets (Amazon Forecast RETAIL layout) from staged data."""
+    settings = ctx.obj
+    args = {
+        "window_end": window_end,
+        "window_start": window_start or "",
+        "frequency": frequency or "",
+        "horizon": str(horizon or ""),
+        "country": country,
+        "with_location": str(with_location).lower(),
+    }
+    try:
+        request = request_from_args(args, settings)
+    except DatasetError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    with Console(stderr=True).status("building forecast datasets on local Spark..."):
+        spark, _ = spark_session("build_forecast_inputs")
+        try:
+            manifest = build(spark, settings, request)
+        except DatasetError as exc:
+            typer.secho(f"error: {exc}", err=True, fg="red")
+            raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(manifest))
+        return
+    window = f"{manifest['window_start']}..{manifest['window_end']} ({manifest['frequency']})"
+    table = Table(title=f"forecast datasets {window}")
+    for col in ("dataset", "type", "rows", "path"):
+        table.add_column(col)
+    for name, entry in manifest["datasets"].items():
+        table.add_row(name, entry["dataset_type"], str(entry["rows"]), entry["path"])
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(glue_app, name="glue")
