@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     frequency: str = Field("W", pattern=r"^(D|W)$", description="forecast frequency")
     horizon: int = Field(8, ge=1, le=500, description="forecast horizon in periods")
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    forecast_backend: str = Field("statsforecast", pattern=r"^(statsforecast|amazon-forecast)$")
+    gate_tolerance: float = Field(
+        0.02, ge=0, le=1, description="a challenger may be this much worse (relative wQL/WAPE) and still win"
+    )
+    forecast_role_arn: str | None = Field(None, description="IAM role Amazon Forecast assumes to read/write S3")
+    notify_topic_arn: str | None = Field(None, description="SNS topic for run notifications (default: by name)")
 
     @property
     def names(self) -> ResourceNames:

@@ -1,0 +1,97 @@
+"""`demand forecast run|watch|definition`: the forecast workflow, locally through the same states."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from forecast_orchestrator.handlers import Runtime
+from forecast_orchestrator.state_machine import asl_json
+from forecast_orchestrator.workflow import manifests, run_forecast, watch
+
+forecast_app = typer.Typer(help="Train, gate and run forecasts (the Step Functions workflow, locally).")
+
+
+def _print_run(status: str, run: dict, as_json: bool) -> None:
+    summary = run.get("summary") or {}
+    if as_json:
+        typer.echo(json.dumps({"status": status, "run_id": run.get("run_id"), **summary}, default=str))
+        return
+    table = Table(title=f"forecast run {run.get('run_id')}: {status}")
+    table.add_column("field")
+    table.add_column("value")
+    gate = run.get("gate") or {}
+    rows = {
+        "manifest": run.get("manifest_key"),
+        "backend": run.get("backend"),
+        "duplicate trigger": str(run.get("duplicate", False)),
+        "challenger promoted": str(gate.get("promoted")),
+        "forecast predictor": run.get("forecast_predictor"),
+        "export": (run.get("export") or {}).get("prefix"),
+        "error": json.dumps(run.get("error")) if run.get("error") else None,
+    }
+    for key, value in (run.get("accuracy") or {}).items():
+        rows[key] = f"{value:.4f}" if isinstance(value, float) else str(value)
+    for key, value in rows.items():
+        if value is not None:
+            table.add_row(key, str(value))
+    Console().print(table)
+
+
+@forecast_app.command("run")
+def run(
+    ctx: typer.Context,
+    manifest: str = typer.Option(None, help="Manifest key in the forecast-input bucket (default: the newest)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+) -> None:
+    """Run the workflow for one dataset build: import, train, accuracy gate, forecast, export, notify.
+    Needs the AWS APIs (DynamoDB, SNS): start them with `demand local up` or set AWS_ENDPOINT_URL."""
+    settings = ctx.obj
+    runtime = Runtime.build(settings)
+    if manifest is None:
+        found = manifests(runtime)
+        if not found:
+            typer.secho(
+                "error: no manifest.json in the forecast-input bucket; run `demand glue run "
+                "build-forecast-inputs` first",
+                err=True,
+                fg="red",
+            )
+            raise typer.Exit(1)
+        manifest = found[-1]
+    console = Console(stderr=True)
+    with console.status("starting") as status_line:
+        status, result = run_forecast(settings, manifest, runtime, on_state=lambda s: status_line.update(s))
+    _print_run(status, result, as_json)
+    raise typer.Exit(0 if status == "SUCCEEDED" else 1)
+
+
+@forecast_app.command("watch")
+def watch_cmd(
+    ctx: typer.Context,
+    interval: float = typer.Option(10.0, min=0.1, help="Seconds between polls of the forecast-input bucket."),
+    max_polls: int = typer.Option(None, help="Stop after this many polls (default: run until interrupted)."),
+) -> None:
+    """Watch the forecast-input bucket and run the workflow for every new manifest (the local stand-in for
+    S3 event -> EventBridge -> Step Functions). A manifest already run is skipped by its idempotency key."""
+    for key, status in watch(ctx.obj, interval, max_polls):
+        typer.echo(f"manifest={key} status={status}")
+
+
+@forecast_app.command("definition")
+def definition_cmd(
+    out: Path = typer.Option(None, help="Write the Amazon States Language JSON here instead of stdout."),
+) -> None:
+    """Print the state machine definition (Amazon States Language) that Step Functions runs."""
+    if out:
+        out.write_text(asl_json())
+    else:
+        typer.echo(asl_json(), nl=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(forecast_app, name="forecast")
