@@ -31,5 +31,11 @@ bench-quick:  ## every benchmark on small data (under a minute each)
 demo:  ## the pipeline on the local embedded runtime, as far as it is built
 	./scripts/demo.sh
 
+package:  ## build artefacts/: Flink application zip, Glue scripts, Lambda bundle
+	./scripts/package.sh
+
+deploy:  ## upload artefacts and deploy the CloudFormation stack (needs an AWS account; see infra/README.md)
+	./scripts/deploy.sh
+
 clean:  ## remove local data, caches and build output (keeps .venv)
 	rm -rf .demand artefacts .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -12,6 +12,10 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
+# The range of the table types, so JSON Schema rejects what Parquet/Spark cannot hold (1e999, 2**64).
+DOUBLE_MAX = 1.7976931348623157e308
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+
 # Logical type -> (JSON Schema type, Glue/Hive/Athena type).
 _LOGICAL_TYPES: dict[str, tuple[str, str]] = {
     "string": ("string", "string"),
@@ -30,11 +34,28 @@ class Field:
     doc: str = ""
     enum: tuple[str, ...] | None = None
     minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = None
     max_length: int | None = None
+    pattern: str | None = None  # searched like JSON Schema's "pattern" (anchor it with ^...$)
 
     def __post_init__(self) -> None:
         if self.type not in _LOGICAL_TYPES:
             raise ValueError(f"field {self.name}: unknown logical type {self.type!r}")
+
+    @property
+    def bounds(self) -> tuple[float | int | None, float | int | None]:
+        """(minimum, maximum) including the range of the column type, for numbers; (None, None) otherwise."""
+        if self.type == "double":
+            low, high = -DOUBLE_MAX, DOUBLE_MAX
+        elif self.type == "long":
+            low, high = LONG_MIN, LONG_MAX
+        else:
+            return None, None
+        return (
+            low if self.minimum is None else max(low, self.minimum),
+            high if self.maximum is None else min(high, self.maximum),
+        )
 
 
 @dataclass(frozen=True)
@@ -62,7 +83,8 @@ class Contract:
         raise KeyError(f"{self.name} has no field {name!r}")
 
     def extend(self, name: str, extra: tuple[Field, ...], doc: str = "") -> Contract:
-        return Contract(name=name, fields=self.fields + extra, doc=doc, version=self.version)
+        """This contract plus more fields (an outlier is a sale plus why); constants are kept."""
+        return Contract(name=name, fields=self.fields + extra, doc=doc, version=self.version, const=dict(self.const))
 
     # --- derived representations -------------------------------------------------------------
     def json_schema(self) -> dict[str, Any]:
@@ -76,10 +98,17 @@ class Contract:
                 prop["format"] = "date-time"
             if f.enum:
                 prop["enum"] = list(f.enum) + ([] if f.required else [None])
-            if f.minimum is not None:
-                prop["minimum"] = f.minimum
+            low, high = f.bounds
+            if low is not None:
+                prop["minimum"] = low
+            if high is not None:
+                prop["maximum"] = high
+            if f.min_length is not None:
+                prop["minLength"] = f.min_length
             if f.max_length is not None:
                 prop["maxLength"] = f.max_length
+            if f.pattern is not None:
+                prop["pattern"] = f.pattern
             if f.name in self.const:
                 prop["const"] = self.const[f.name]
             props[f.name] = prop
@@ -96,9 +125,7 @@ class Contract:
 
     def glue_columns(self) -> list[dict[str, str]]:
         """Column list for a Glue table (and so Firehose's parquet conversion and Athena)."""
-        return [
-            {"Name": f.name, "Type": _LOGICAL_TYPES[f.type][1], "Comment": f.doc[:255]} for f in self.fields
-        ]
+        return [{"Name": f.name, "Type": _LOGICAL_TYPES[f.type][1], "Comment": f.doc[:255]} for f in self.fields]
 
     def athena_ddl(self, database: str, table: str, location: str, partitions: tuple[str, ...] = ()) -> str:
         cols = ",\n".join(f"  `{c['Name']}` {c['Type']}" for c in self.glue_columns())
@@ -154,8 +181,8 @@ EVENT_TYPES = ("sale", "product", "campaign")
 
 _ENVELOPE = (
     Field("event_type", "string", doc="sale | product | campaign", enum=EVENT_TYPES),
-    Field("schema_version", "long", doc="contract version", minimum=1),
-    Field("event_id", "string", doc="unique id, the idempotency key", max_length=128),
+    Field("schema_version", "long", doc="contract version", minimum=1, maximum=SCHEMA_VERSION),
+    Field("event_id", "string", doc="unique id, the idempotency key", min_length=1, max_length=128),
     Field("event_time", "timestamp", doc="when it happened, ISO-8601 UTC"),
 )
 
@@ -167,7 +194,7 @@ SALE = Contract(
         Field("item_id", "string", max_length=64),
         Field("quantity", "double", doc="units sold; negative = return"),
         Field("unit_price", "double", doc="price per unit in currency", minimum=0),
-        Field("currency", "string", doc="ISO-4217 code", max_length=3),
+        Field("currency", "string", doc="ISO-4217 code", max_length=3, pattern="^[A-Z]{3}$"),
         Field("channel", "string", enum=CHANNELS),
         Field("customer_id", "string", required=False, max_length=64),
         Field("order_id", "string", required=False, max_length=64),
@@ -207,11 +234,12 @@ CAMPAIGN = Contract(
         Field("item_id", "string", max_length=64),
         Field("store_id", "string", required=False, doc="null = every store", max_length=64),
         Field("action", "string", doc="start | end", enum=("start", "end")),
-        Field("discount_pct", "double", doc="fraction off the list price, 0..1", minimum=0),
+        Field("discount_pct", "double", doc="fraction off the list price, 0..1", minimum=0, maximum=1),
         Field("starts_at", "timestamp"),
         Field("ends_at", "timestamp"),
     ),
-    doc="Promotion start or end for one item (and optionally one store).",
+    doc="Promotion start or end for one item (and optionally one store). ends_at must be after starts_at "
+    "(checked by streaming.events.validate_event; JSON Schema cannot compare two fields).",
     const={"event_type": "campaign"},
 )
 
@@ -272,6 +300,7 @@ DMS_ENVELOPE_SCHEMA: dict[str, Any] = {
                         "delete",
                         "create-table",
                         "drop-table",
+                        "rename-table",
                         "add-column",
                         "drop-column",
                         "rename-column",

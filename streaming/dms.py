@@ -12,10 +12,12 @@ Every CDC record becomes exactly one event or an EventError, so input counts alw
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 from streaming.contracts import EVENTS, SCHEMA_VERSION
-from streaming.events import EventError, parse_time
+from streaming.events import EventError, parse_time, show
 
 # Source table -> event type. Override by naming the tables after the event types.
 DMS_TABLES: dict[str, str] = {
@@ -33,7 +35,39 @@ _ROW_ID_COLUMNS = ("event_id", "id", "order_line_id")
 
 
 def is_dms_envelope(obj: Any) -> bool:
+    """A DMS record has a metadata object and a data member; direct events may have neither."""
     return isinstance(obj, dict) and isinstance(obj.get("metadata"), dict) and "data" in obj
+
+
+def _is_key(value: Any) -> bool:
+    if isinstance(value, str):
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+
+
+def _quantity(event: dict[str, Any], name: str, value: Any) -> float:
+    """A quantity from a row as a finite float, or EventError (not OverflowError: JSON allows 10**400)."""
+    if not isinstance(value, bool) and isinstance(value, int | float):
+        try:
+            qty = float(value)
+        except OverflowError:
+            qty = math.inf
+        if math.isfinite(qty):
+            return qty
+        raise EventError("bad_number", f"sale {event['event_id']}: {name}={show(value)} must be a finite number")
+    raise EventError("bad_type", f"sale {event['event_id']}: {name}={show(value)} must be a number")
+
+
+_NAIVE_DB_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,9})?$")
+
+
+def _utc(value: Any) -> Any:
+    """DMS writes datetime columns as the database holds them, without a zone ("2024-03-01 10:15:42.123"):
+    the pipeline's convention is that source databases store UTC, so such values are read as UTC."""
+    if isinstance(value, str) and _NAIVE_DB_TIME.match(value):
+        head, _, frac = value.replace(" ", "T").partition(".")
+        return f"{head}.{(frac + '000')[:3]}Z" if frac else f"{head}Z"
+    return value
 
 
 def _dms_time(value: Any) -> str:
@@ -48,21 +82,29 @@ def decode_dms(envelope: dict[str, Any]) -> dict[str, Any]:
     operation = meta.get("operation")
     table = meta.get("table-name")
     if record_type == "control":
-        raise EventError("dms_control_record", f"DMS control record ({operation} on {table}) carries no event")
+        raise EventError(
+            "dms_control_record", f"DMS control record ({show(operation)} on {show(table)}) carries no event"
+        )
     if record_type != "data":
-        raise EventError("bad_dms_envelope", f"metadata.record-type={record_type!r} must be data or control")
+        raise EventError("bad_dms_envelope", f"metadata.record-type={show(record_type)} must be data or control")
     event_type = DMS_TABLES.get(table) if isinstance(table, str) else None
     if event_type is None:
-        raise EventError("unknown_dms_table", f"DMS table-name={table!r} maps to no event type")
+        raise EventError("unknown_dms_table", f"DMS metadata.table-name={show(table)} maps to no event type")
     row = envelope["data"]
     if not isinstance(row, dict):
-        raise EventError("bad_dms_envelope", "DMS data must be an object")
+        raise EventError("bad_dms_envelope", f"DMS data={show(row)} must be an object")
     row_id = next((row[c] for c in _ROW_ID_COLUMNS if row.get(c) not in (None, "")), None)
     if row_id is None:
         raise EventError("missing_field", f"DMS {table} row has none of the id columns {', '.join(_ROW_ID_COLUMNS)}")
+    # A key column is text or an integer; anything else would make a meaningless event_id like "[1, 2]".
+    if not _is_key(row_id):
+        raise EventError("bad_type", f"DMS {table} row id={show(row_id)} must be a string or a 64-bit integer")
     timestamp = _dms_time(meta.get("timestamp"))
     fields = EVENTS[event_type].names
     event = {k: v for k, v in row.items() if k in fields}
+    for name in ("event_time", "starts_at", "ends_at"):
+        event[name] = _utc(event[name]) if name in event else None
+    event = {k: v for k, v in event.items() if v is not None}
     event.update(event_type=event_type, schema_version=SCHEMA_VERSION, event_id=str(row_id))
     event.setdefault("event_time", timestamp)
     if event_type == "sale":
@@ -73,7 +115,7 @@ def decode_dms(envelope: dict[str, Any]) -> dict[str, Any]:
         return _update(event, envelope, timestamp)
     if operation == "delete":
         return _delete(event, timestamp)
-    raise EventError("bad_dms_envelope", f"DMS data record has operation={operation!r}")
+    raise EventError("bad_dms_envelope", f"DMS data record has metadata.operation={show(operation)}")
 
 
 def _update(event: dict[str, Any], envelope: dict[str, Any], timestamp: str) -> dict[str, Any]:
@@ -86,13 +128,11 @@ def _update(event: dict[str, Any], envelope: dict[str, Any], timestamp: str) -> 
         raise EventError(
             "dms_update_without_before_image",
             f"sale {event['event_id']}: an update cannot be netted without the before image "
-            "(enable BeforeImageSettings on the DMS task)",
+            "(DMS task setting BeforeImageSettings: EnableBeforeImage, FieldName before-image, ColumnFilter all)",
         )
-    new_qty, old_qty = event.get("quantity"), before["quantity"]
-    for name, qty in (("quantity", new_qty), ("before-image.quantity", old_qty)):
-        if isinstance(qty, bool) or not isinstance(qty, int | float):
-            raise EventError("bad_type", f"sale {event['event_id']}: {name}={qty!r} must be a number")
-    event["quantity"] = float(new_qty) - float(old_qty)
+    new_qty = _quantity(event, "quantity", event.get("quantity"))
+    old_qty = _quantity(event, "before-image.quantity", before["quantity"])
+    event["quantity"] = new_qty - old_qty
     event["event_time"] = timestamp
     return event
 
@@ -101,10 +141,7 @@ def _delete(event: dict[str, Any], timestamp: str) -> dict[str, Any]:
     event["event_id"] = f"{event['event_id']}:delete"
     event["event_time"] = timestamp
     if event["event_type"] == "sale":
-        qty = event.get("quantity")
-        if isinstance(qty, bool) or not isinstance(qty, int | float):
-            raise EventError("bad_type", f"sale {event['event_id']}: quantity={qty!r} must be a number")
-        event["quantity"] = -float(qty)
+        event["quantity"] = -_quantity(event, "quantity", event.get("quantity"))
     elif event["event_type"] == "product":
         event["status"] = "discontinued"
     else:
