@@ -18,6 +18,7 @@ class ResourceNames:
     """Names of every AWS resource the pipeline reads or writes, derived from one prefix."""
 
     prefix: str
+    bucket_suffix: str = ""  # S3 names are global: an optional suffix (e.g. "-123456789012") keeps them unique
 
     @property
     def sales_events_stream(self) -> str:
@@ -38,7 +39,7 @@ class ResourceNames:
     def bucket(self, role: str) -> str:
         if role not in BUCKET_ROLES:
             raise ValueError(f"unknown bucket role {role!r}; expected one of {', '.join(BUCKET_ROLES)}")
-        return f"{self.prefix}-{role}"
+        return f"{self.prefix}-{role}{self.bucket_suffix}"
 
     @property
     def buckets(self) -> dict[str, str]:
@@ -87,6 +88,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DEMAND_", env_file=".env", extra="ignore")
 
     prefix: str = Field("demand", pattern=r"^[a-z][a-z0-9-]{1,30}$", description="resource name prefix")
+    bucket_suffix: str = Field("", pattern=r"^[a-z0-9-]{0,20}$", description="appended to every bucket name")
     tenant: str = Field("default", description="tenant tag on every resource (ABAC isolation)")
     region: str = "us-east-1"
     endpoint_url: str | None = Field(
@@ -108,7 +110,7 @@ class Settings(BaseSettings):
 
     @property
     def names(self) -> ResourceNames:
-        return ResourceNames(self.prefix)
+        return ResourceNames(self.prefix, self.bucket_suffix)
 
     @property
     def local_endpoint(self) -> str:

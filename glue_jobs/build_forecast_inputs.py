@@ -1,7 +1,7 @@
 """Glue job: staged sales, product and campaign events -> the three Forecast datasets for one run window.
 
 Runs unchanged on Glue 5.0 and local PySpark:
-    build_forecast_inputs.py --JOB_NAME build --window_start 2023-01-02 --window_end 2024-01-01 \
+    build_forecast_inputs.py --JOB_NAME build [--window_start 2023-01-02 --window_end 2024-01-01] \
         [--frequency W --horizon 8 --country DE --with_location false --prefix demand --runtime local]
 
 Writes under `forecast-input/datasets/<frequency>/<window_end>/`: target/, related/, metadata/ (CSV with
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from demand.object_store import ObjectStore, object_store
 from demand.settings import Settings
@@ -25,6 +25,7 @@ from streaming.holiday_calendar import holidays
 from streaming.layout import LANDINGS
 
 OPTIONAL = {
+    "window_end": "",
     "window_start": "",
     "frequency": "",
     "horizon": "",
@@ -146,10 +147,15 @@ def _date(args: dict[str, str], key: str) -> date:
 
 
 def request_from_args(args: dict[str, str], settings: Settings) -> BuildRequest:
-    """Glue arguments (strings; "" = default) -> the build request. Default window: two years to the end."""
-    end = _date(args, "window_end")
-    start = _date(args, "window_start") if args.get("window_start") else date(end.year - 2, end.month, 1)
+    """Glue arguments (strings; "" = default) -> the build request. Default window: the two years up to the
+    start of the current period (what a scheduled run wants: every complete day or ISO week so far)."""
     frequency = args.get("frequency") or settings.frequency
+    if args.get("window_end"):
+        end = _date(args, "window_end")
+    else:
+        today = datetime.now(UTC).date()
+        end = date.fromordinal(today.toordinal() - today.weekday()) if frequency == "W" else today
+    start = _date(args, "window_start") if args.get("window_start") else date(end.year - 2, end.month, 1)
     if frequency == "W":
         start = date.fromordinal(start.toordinal() - start.weekday())
     try:
@@ -160,7 +166,7 @@ def request_from_args(args: dict[str, str], settings: Settings) -> BuildRequest:
 
 
 def main(argv: list[str]) -> dict:
-    args = resolve_args(argv, ["JOB_NAME", "window_end"], OPTIONAL)
+    args = resolve_args(argv, ["JOB_NAME"], OPTIONAL)
     settings = settings_from_args(args)
     request = request_from_args(args, settings)
     spark, job = spark_session(args["JOB_NAME"])

@@ -19,7 +19,9 @@ glue_app.add_typer(run_app, name="run")
 @run_app.command("build-forecast-inputs")
 def build_forecast_inputs(
     ctx: typer.Context,
-    window_end: str = typer.Option(..., help="End of the run window (exclusive; a Monday for W)."),
+    window_end: str = typer.Option(
+        None, help="End of the run window, exclusive; a Monday for W (default: start of the current period)."
+    ),
     window_start: str = typer.Option(None, help="Start of the run window (default: two years before the end)."),
     frequency: str = typer.Option(None, help="D or W (default from settings: W)."),
     horizon: int = typer.Option(None, help="Forecast horizon in periods (default from settings: 8)."),
@@ -30,7 +32,7 @@ def build_forecast_inputs(
     """Build the target, related and item-metadata datasets (Amazon Forecast RETAIL layout) from staged data."""
     settings = ctx.obj
     args = {
-        "window_end": window_end,
+        "window_end": window_end or "",
         "window_start": window_start or "",
         "frequency": frequency or "",
         "horizon": str(horizon or ""),

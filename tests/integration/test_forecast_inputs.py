@@ -218,7 +218,7 @@ def test_glue_style_arguments(spark, tmp_path):
         ]
     )
     assert manifest["datasets"]["target"]["rows"] == 4
-    with pytest.raises(ValueError, match="missing job argument.*--window_end"):
-        main(["--JOB_NAME", "build"])
+    with pytest.raises(ValueError, match="missing job argument.*--JOB_NAME"):
+        main(["--window_end", "2024-01-22"])
     with pytest.raises(ValueError, match="weekly windows start and end on Mondays"):
         RunWindow(date(2024, 1, 1), date(2024, 1, 20), "W", 2)
