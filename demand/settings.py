@@ -66,6 +66,10 @@ class ResourceNames:
         return self.prefix.replace("-", "_")
 
     @property
+    def athena_workgroup(self) -> str:
+        return f"{self.prefix}-analytics"
+
+    @property
     def notify_topic(self) -> str:
         return f"{self.prefix}-forecast-notifications"
 

@@ -1,0 +1,1 @@
+"""Athena layer: table catalog, named queries, and the query runners (Athena on AWS, DuckDB locally)."""
