@@ -61,7 +61,11 @@ def _decimal(value: Any) -> Any:
 
 
 def start_run(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
-    """Load the manifest and claim the run by its idempotency key: re-delivery of a trigger is a no-op."""
+    """Load the manifest and claim the run by its idempotency key: re-delivery of a trigger is a no-op.
+
+    Accepts {"bucket", "manifest_key"} or the S3 "Object Created" event EventBridge delivers."""
+    if "detail" in run:
+        run = {"bucket": run["detail"]["bucket"]["name"], "manifest_key": run["detail"]["object"]["key"]}
     manifest = json.loads(rt.store.get(run["bucket"], run["manifest_key"]))
     key = manifest["idempotency_key"]
     run_id = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -89,7 +93,8 @@ def start_run(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
             raise
         duplicate = True
         log.info("run=%s duplicate trigger for %s: skipped", run_id, key)
-    group = f"{rt.settings.prefix}_{manifest['frequency']}".replace("-", "_")
+    # One dataset group per tenant and frequency (Forecast names: letters, digits, underscores).
+    group = f"{rt.settings.prefix}_{rt.settings.tenant}_{manifest['frequency']}".replace("-", "_")
     return {
         **run,
         "run_id": run_id,
@@ -153,6 +158,7 @@ def _finish(run: dict[str, Any], rt: Runtime, status: str) -> dict[str, Any]:
         "accuracy": run.get("accuracy"),
         "gate": {k: v for k, v in (run.get("gate") or {}).items() if k != "challenger"},
         "export": run.get("export"),
+        "export_manifest": run.get("export_manifest"),
         "error": run.get("error") or run.get("failure"),
         "finished_at": _now(),
     }
@@ -181,8 +187,31 @@ def _finish(run: dict[str, Any], rt: Runtime, status: str) -> dict[str, Any]:
     return {**run, "status": status, "summary": record}
 
 
+def export_manifest(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+    """What enrich_forecast needs, written last beside the export: its creation is the enrichment trigger."""
+    export = run["export"]
+    manifest = {
+        "run_id": run["run_id"],
+        "run_started_at": run["started_at"],
+        "backend": run["backend"],
+        "predictor_id": run["forecast_predictor"],
+        "accuracy": run.get("accuracy") if (run.get("gate") or {}).get("promoted", True) else None,
+        "frequency": run["manifest"]["frequency"],
+        "input_bucket": run["bucket"],
+        "input_manifest_key": run["manifest_key"],
+        "forecast_keys": sorted(k for k in rt.store.list(export["bucket"], export["prefix"]) if k.endswith(".csv")),
+    }
+    if not manifest["forecast_keys"]:
+        raise ValueError(f"export {rt.store.uri(export['bucket'], export['prefix'])} holds no forecast CSV")
+    if manifest["accuracy"] is None:  # the champion forecast: its own metrics, as recorded by the gate
+        manifest["accuracy"] = {k: v for k, v in run["gate"]["champion"].items() if k not in ("predictor_id", "run_id")}
+    key = f"exports/{run['run_id']}/manifest.json"
+    rt.store.put(export["bucket"], key, json.dumps(manifest, indent=2).encode())
+    return {"bucket": export["bucket"], "key": key}
+
+
 def notify(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
-    return _finish(run, rt, "SUCCEEDED")
+    return _finish({**run, "export_manifest": export_manifest(run, rt)}, rt, "SUCCEEDED")
 
 
 def record_failure(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:

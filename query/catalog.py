@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from demand.object_store import object_store
 from demand.settings import Settings
-from streaming.contracts import Contract
+from streaming.contracts import ENRICHED, Contract
 from streaming.layout import LANDINGS
 
 CATALOG_FILE = "glue-catalog.json"
@@ -56,11 +56,9 @@ TABLES: dict[str, Table] = {
     landing.prefix: Table(landing.prefix, landing.contract, landing.bucket_role, landing.prefix, HOURLY)
     for landing in LANDINGS.values()
 }
-
-
-def register(table: Table) -> None:
-    """Add a table defined by a later stage (enrichment) to the catalog."""
-    TABLES[table.name] = table
+# Written by glue_jobs/enrich_forecast.py: one folder per run, `forecasts/run_date=YYYY-MM-DD/run=<run_id>/`.
+ENRICHED_TABLE = Table("enriched_forecasts", ENRICHED, "enriched", "forecasts", ("run_date", "run"))
+TABLES[ENRICHED_TABLE.name] = ENRICHED_TABLE
 
 
 def write_local_catalog(settings: Settings) -> dict:

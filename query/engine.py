@@ -16,6 +16,7 @@ from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
 from demand.settings import Settings
 from query.catalog import TABLES
+from query.named_queries import VIEWS
 
 _DUCK_TYPES = {
     "string": "VARCHAR",
@@ -74,6 +75,9 @@ def local_connection(settings: Settings) -> duckdb.DuckDBPyConnection:
     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{db}"')
     for name in TABLES:
         con.execute(f'CREATE OR REPLACE VIEW "{db}"."{name}" AS {_table_source(settings, name)}')
+    for view in VIEWS:
+        for statement in to_duckdb(view.text(db)):
+            con.execute(statement)
     return con
 
 

@@ -276,6 +276,34 @@ REJECTED = Contract(
     version=1,
 )
 
+ENRICHED = Contract(
+    "enriched_forecast",
+    (
+        Field("run_id", "string", doc="forecast run that produced the row"),
+        Field("run_started_at", "timestamp"),
+        Field("frequency", "string", enum=("D", "W")),
+        Field("item_id", "string"),
+        Field("location", "string", required=False, doc="store, when series are per item and store"),
+        Field("forecast_date", "timestamp", doc="start of the forecast period"),
+        Field("p10", "double", doc="10% quantile of demand"),
+        Field("p50", "double", doc="median demand"),
+        Field("p90", "double", doc="90% quantile of demand"),
+        Field("mean", "double", required=False),
+        Field("category", "string"),
+        Field("brand", "string"),
+        Field("last_demand", "double", required=False, doc="demand of the last period before the forecast"),
+        Field("recent_demand", "double", required=False, doc="mean demand over the recent periods"),
+        Field("recent_periods", "long", doc="periods behind recent_demand"),
+        Field("outlier_count", "long", doc="outliers of the item in the run window"),
+        Field("outlier_top_code", "string", required=False, doc="its most frequent outlier reason code"),
+        Field("predictor_id", "string", doc="the predictor that forecast (the champion after the gate)"),
+        Field("backend", "string", doc="statsforecast | amazon-forecast"),
+        Field("avg_wql", "double", required=False, doc="predictor's backtest average weighted quantile loss"),
+        Field("wape", "double", required=False, doc="predictor's backtest WAPE"),
+    ),
+    doc="Forecast quantiles joined with item metadata, recent actuals, outliers and the producing run.",
+)
+
 # AWS DMS writes this envelope to a Kinesis target (MessageFormat json):
 # https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Target.Kinesis.html
 DMS_ENVELOPE_SCHEMA: dict[str, Any] = {

@@ -1,0 +1,133 @@
+"""Glue job: a forecast export + staged data -> enriched forecasts (parquet, Glue catalog) for Athena.
+
+Runs unchanged on Glue 5.0 and local PySpark:
+    enrich_forecast.py --JOB_NAME enrich --export_key s3://<forecast-export>/exports/<run_id>/manifest.json \
+        [--recent_periods 8 --prefix demand --runtime local]
+
+The export manifest (written last by the forecast workflow) names the run, its predictor and accuracy, the
+forecast files and the input manifest. Output: `forecasts/run_date=<d>/run=<run_id>/` in the enriched
+bucket, replaced as a whole on a re-run (idempotent per run); the table and partition are registered in
+the Glue Data Catalog on AWS, in `<data_root>/glue-catalog.json` locally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from datetime import date
+from typing import Any
+
+from pyspark.sql import functions as F
+
+from demand.object_store import ObjectStore, object_store
+from demand.settings import Settings
+from glue_jobs import enrichment
+from glue_jobs.forecast_inputs import item_metadata
+from glue_jobs.runtime import resolve_args, settings_from_args, spark_session
+from query.catalog import ENRICHED_TABLE, TABLES, write_local_catalog
+
+OPTIONAL = {"recent_periods": "8", "prefix": "", "runtime": "", "data_root": ""}
+
+
+class EnrichError(ValueError):
+    """Missing or inconsistent export: which file, what was expected."""
+
+
+def _split_key(export_key: str, settings: Settings) -> tuple[str, str]:
+    if export_key.startswith("s3://"):
+        bucket, _, key = export_key[5:].partition("/")
+        return bucket, key
+    return settings.names.bucket("forecast-export"), export_key
+
+
+def _read_parquet(spark, store: ObjectStore, settings: Settings, table: str):
+    t = TABLES[table]
+    bucket = settings.names.bucket(t.bucket_role)
+    if not any(k.endswith(".parquet") for k in store.list(bucket, t.prefix + "/")):
+        return None
+    return spark.read.parquet(store.uri(bucket, t.prefix + "/")).select(*t.contract.names)
+
+
+def _csv(spark, store: ObjectStore, bucket: str, keys: list[str]):
+    if not keys:
+        raise EnrichError(f"no CSV files in {store.uri(bucket)} under the keys the manifest names")
+    return spark.read.option("header", True).csv([store.uri(bucket, k) for k in keys])
+
+
+def enrich_run(spark, settings: Settings, export_key: str, recent_periods: int = 8) -> dict[str, Any]:
+    store = object_store(settings)
+    bucket, key = _split_key(export_key, settings)
+    try:
+        run = json.loads(store.get(bucket, key))
+    except FileNotFoundError:
+        raise EnrichError(f"no export manifest at {store.uri(bucket, key)}") from None
+    forecast_keys = [k for k in run["forecast_keys"] if k.endswith(".csv")]
+    forecast = _csv(spark, store, bucket, forecast_keys)
+    quantiles = [c for c in forecast.columns if c not in ("item_id", "location", "date")]
+    forecast = forecast.select(*[F.col(c).cast("double") if c in quantiles else F.col(c) for c in forecast.columns])
+    for required in ("p10", "p50", "p90"):
+        if required not in forecast.columns:
+            raise EnrichError(f"forecast export {forecast_keys[0]} has no {required} column: {forecast.columns}")
+
+    inputs = json.loads(store.get(run["input_bucket"], run["input_manifest_key"]))
+    with_location = bool(inputs["with_location"])
+    target_prefix = inputs["datasets"]["target"]["path"]
+    target_keys = [k for k in store.list(run["input_bucket"], target_prefix) if k.endswith(".csv")]
+    target = _csv(spark, store, run["input_bucket"], target_keys).withColumn("demand", F.col("demand").cast("double"))
+    actuals = enrichment.recent_actuals(target, recent_periods, with_location)
+
+    products = _read_parquet(spark, store, settings, "products")
+    metadata = item_metadata(products, forecast.select("item_id").distinct())
+    outliers = enrichment.outlier_summary(
+        _read_parquet(spark, store, settings, "outliers"), inputs["window_start"], inputs["window_end"]
+    )
+    enriched = enrichment.enrich(forecast, metadata, actuals, outliers, run)
+
+    run_date = date.fromisoformat(run["run_started_at"][:10]).isoformat()
+    out_bucket = settings.names.bucket(ENRICHED_TABLE.bucket_role)
+    partition = f"{ENRICHED_TABLE.prefix}/run_date={run_date}/run={run['run_id']}/"
+    enriched.coalesce(1).write.mode("overwrite").parquet(store.uri(out_bucket, partition))
+    rows = spark.read.parquet(store.uri(out_bucket, partition)).count()
+    _register(settings, run_date, run["run_id"], partition)
+    return {"run_id": run["run_id"], "rows": rows, "location": store.uri(out_bucket, partition)}
+
+
+def _register(settings: Settings, run_date: str, run_id: str, partition: str) -> None:
+    """The table (and on AWS this run's partition) in the Glue Data Catalog; locally the catalog file."""
+    if settings.runtime == "local":
+        write_local_catalog(settings)
+        return
+    from demand.aws import client
+
+    glue = client("glue", settings)
+    table_input = ENRICHED_TABLE.glue_definition(settings)
+    db = settings.names.glue_database
+    try:
+        glue.update_table(DatabaseName=db, TableInput=table_input)
+    except glue.exceptions.EntityNotFoundException:
+        glue.create_table(DatabaseName=db, TableInput=table_input)
+    storage = {**table_input["StorageDescriptor"], "Location": table_input["StorageDescriptor"]["Location"] + partition}
+    # A re-run of the same run finds its partition already there; the data was replaced in place.
+    with contextlib.suppress(glue.exceptions.AlreadyExistsException):
+        glue.create_partition(
+            DatabaseName=db,
+            TableName=ENRICHED_TABLE.name,
+            PartitionInput={"Values": [run_date, run_id], "StorageDescriptor": storage},
+        )
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    args = resolve_args(argv, ["JOB_NAME", "export_key"], OPTIONAL)
+    settings = settings_from_args(args)
+    spark, job = spark_session(args["JOB_NAME"])
+    if job is not None:
+        job.init(args["JOB_NAME"], args)
+    result = enrich_run(spark, settings, args["export_key"], int(args["recent_periods"]))
+    if job is not None:
+        job.commit()
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1:]), indent=2))
