@@ -41,6 +41,16 @@ def _split_key(export_key: str, settings: Settings) -> tuple[str, str]:
     return settings.names.bucket("forecast-export"), export_key
 
 
+def latest_export_manifest(settings: Settings) -> str | None:
+    """Key of the newest run's export manifest (by the run start it records), or None."""
+    store = object_store(settings)
+    bucket = settings.names.bucket("forecast-export")
+    keys = [k for k in store.list(bucket, "exports/") if k.endswith("/manifest.json")]
+    if not keys:
+        return None
+    return max(keys, key=lambda k: json.loads(store.get(bucket, k))["run_started_at"])
+
+
 def _read_parquet(spark, store: ObjectStore, settings: Settings, table: str):
     t = TABLES[table]
     bucket = settings.names.bucket(t.bucket_role)

@@ -19,7 +19,8 @@ forecast_app = typer.Typer(help="Train, gate and run forecasts (the Step Functio
 def _print_run(status: str, run: dict, as_json: bool) -> None:
     summary = run.get("summary") or {}
     if as_json:
-        typer.echo(json.dumps({"status": status, "run_id": run.get("run_id"), **summary}, default=str))
+        out = {"status": status, "run_id": run.get("run_id"), **summary, "enriched": run.get("enriched")}
+        typer.echo(json.dumps(out, default=str))
         return
     table = Table(title=f"forecast run {run.get('run_id')}: {status}")
     table.add_column("field")
@@ -32,6 +33,7 @@ def _print_run(status: str, run: dict, as_json: bool) -> None:
         "challenger promoted": str(gate.get("promoted")),
         "forecast predictor": run.get("forecast_predictor"),
         "export": (run.get("export") or {}).get("prefix"),
+        "enriched rows": (run.get("enriched") or {}).get("rows"),
         "error": json.dumps(run.get("error")) if run.get("error") else None,
     }
     for key, value in (run.get("accuracy") or {}).items():
@@ -46,10 +48,13 @@ def _print_run(status: str, run: dict, as_json: bool) -> None:
 def run(
     ctx: typer.Context,
     manifest: str = typer.Option(None, help="Manifest key in the forecast-input bucket (default: the newest)."),
+    enrich: bool = typer.Option(
+        True, help="Then run enrich_forecast on the export (on AWS the export's S3 event starts it)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
 ) -> None:
-    """Run the workflow for one dataset build: import, train, accuracy gate, forecast, export, notify.
-    Needs the AWS APIs (DynamoDB, SNS): start them with `demand local up` or set AWS_ENDPOINT_URL."""
+    """Run the workflow for one dataset build: import, train, accuracy gate, forecast, export, notify, then
+    enrichment. Needs the AWS APIs (DynamoDB, SNS): start them with `demand local up` or set AWS_ENDPOINT_URL."""
     settings = ctx.obj
     runtime = Runtime.build(settings)
     if manifest is None:
@@ -66,6 +71,13 @@ def run(
     console = Console(stderr=True)
     with console.status("starting") as status_line:
         status, result = run_forecast(settings, manifest, runtime, on_state=lambda s: status_line.update(s))
+    if status == "SUCCEEDED" and enrich and not result.get("duplicate"):
+        from glue_jobs.enrich_forecast import enrich_run
+        from glue_jobs.runtime import spark_session
+
+        with console.status("enriching forecasts on local Spark"):
+            spark, _ = spark_session("enrich_forecast")
+            result["enriched"] = enrich_run(spark, settings, result["export_manifest"]["key"])
     _print_run(status, result, as_json)
     raise typer.Exit(0 if status == "SUCCEEDED" else 1)
 

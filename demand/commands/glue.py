@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from glue_jobs.build_forecast_inputs import DatasetError, build, request_from_args
+from glue_jobs.enrich_forecast import EnrichError, enrich_run, latest_export_manifest
 from glue_jobs.runtime import spark_session
 
 glue_app = typer.Typer(help="Run the Glue PySpark jobs locally.", no_args_is_help=True)
@@ -60,6 +61,38 @@ def build_forecast_inputs(
     for name, entry in manifest["datasets"].items():
         table.add_row(name, entry["dataset_type"], str(entry["rows"]), entry["path"])
     Console().print(table)
+
+
+@run_app.command("enrich-forecast")
+def enrich_forecast(
+    ctx: typer.Context,
+    export_key: str = typer.Option(
+        None, help="Export manifest (exports/<run_id>/manifest.json or s3://...); default: the newest run's."
+    ),
+    recent_periods: int = typer.Option(8, min=1, help="Periods of actual demand summarised beside the forecast."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Join a forecast export with item metadata, recent actuals, outliers and the run's accuracy; write the
+    enriched_forecasts table (parquet per run) and register it in the (local) Glue catalog."""
+    settings = ctx.obj
+    if export_key is None:
+        export_key = latest_export_manifest(settings)
+        if export_key is None:
+            typer.secho(
+                "error: no exports/<run>/manifest.json yet; run `demand forecast run` first", err=True, fg="red"
+            )
+            raise typer.Exit(1)
+    with Console(stderr=True).status("enriching forecasts on local Spark..."):
+        spark, _ = spark_session("enrich_forecast")
+        try:
+            result = enrich_run(spark, settings, export_key, recent_periods)
+        except EnrichError as exc:
+            typer.secho(f"error: {exc}", err=True, fg="red")
+            raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        Console().print(f"enriched {result['rows']} forecast rows of run {result['run_id']} -> {result['location']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from demand.aws import client
 from query.engine import QueryError, run_athena, run_local
+from query.named_queries import NAMED
 
 
 def register(app: typer.Typer) -> None:
@@ -21,6 +22,9 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         sql: str = typer.Argument(None, help="Athena SQL (Trino dialect). Tables: <prefix>.sales, .outliers, ..."),
         file: Path = typer.Option(None, "--file", "-f", help="Read the SQL from this file instead."),
+        named: str = typer.Option(
+            None, "--named", help="Run a shipped named query or view by name; `--named list` lists them."
+        ),
         fmt: str = typer.Option("table", "--format", help="table, csv or json."),
         athena: bool = typer.Option(
             None, "--athena/--local", help="Run in Athena or DuckDB (default: Athena when runtime is aws)."
@@ -32,9 +36,15 @@ def register(app: typer.Typer) -> None:
         settings = ctx.obj
         if fmt not in ("table", "csv", "json"):
             raise typer.BadParameter("must be table, csv or json", param_hint="--format")
-        if (sql is None) == (file is None):
-            raise typer.BadParameter("give the SQL as an argument or with --file, not both")
-        text = file.read_text() if file else sql
+        if named == "list":
+            for q in NAMED.values():
+                typer.echo(f"{q.name:24} {q.description}")
+            return
+        if sum(x is not None for x in (sql, file, named)) != 1:
+            raise typer.BadParameter("give the SQL as an argument, with --file or with --named (one of them)")
+        if named is not None and named not in NAMED:
+            raise typer.BadParameter(f"no named query {named!r}; `--named list` shows them", param_hint="--named")
+        text = NAMED[named].text(settings.names.glue_database) if named else (file.read_text() if file else sql)
         use_athena = athena if athena is not None else settings.runtime == "aws"
         try:
             if use_athena:

@@ -1,0 +1,64 @@
+"""`demand flink run`: the outlier split job on the local Flink mini-cluster (the same job as on AWS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+flink_app = typer.Typer(help="The PyFlink outlier split job.", no_args_is_help=True)
+
+
+@flink_app.command("run")
+def run_command(
+    input_path: Path = typer.Option(
+        ..., "--input", help="A JSON-lines file of events, or a directory of them.", exists=True
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Output directory: clean/, outliers/, rejected/, reference/, counts.json."
+    ),
+    parallelism: int = typer.Option(1, "--parallelism", min=1, max=64, help="Flink parallelism."),
+    checkpoint_dir: Path = typer.Option(
+        None, "--checkpoint-dir", help="Where checkpoints are kept (retained on cancel)."
+    ),
+    restore_from: str = typer.Option(None, "--restore-from", help="Start from this retained checkpoint (chk-N dir)."),
+    follow: bool = typer.Option(
+        False, "--follow", help="Keep watching the input directory for new files (Ctrl+C stops)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON instead of a table."),
+) -> None:
+    """Split events into clean sales, outliers, rejected records and reference events; print the counts."""
+    from flink_jobs.outlier_split import JobConfig, run_local
+
+    # PyFlink's Python workers start `python` from PATH: make it this interpreter.
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    config = JobConfig(
+        parallelism=parallelism,
+        checkpoint_dir=str(checkpoint_dir or out / "_checkpoints"),
+        restore_from=restore_from,
+    )
+    console = Console(stderr=True)
+    with console.status(f"running the outlier split on {input_path}", spinner="dots"):
+        counts = run_local(input_path, out, config, follow=follow)
+    ok = counts["accounted"] == counts["input"]
+    if as_json:
+        typer.echo(json.dumps({**counts, "out": str(out), "balanced": ok}))
+    else:
+        table = Table(title=f"outlier split: {input_path} -> {out}")
+        table.add_column("output")
+        table.add_column("records", justify="right")
+        for name, value in counts.items():
+            table.add_row(name, f"{value:,}")
+        Console().print(table)
+    if not ok:
+        console.print(f"[red]counts do not add up: {counts['accounted']} accounted for, {counts['input']} input lines")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(flink_app, name="flink")
