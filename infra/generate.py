@@ -1,0 +1,200 @@
+"""Write the code-derived parts of the infrastructure: Glue columns, Flink property keys, state machine.
+
+The columns come from streaming.contracts (Contract.glue_columns()), the property groups from
+flink_jobs/properties.py, the Step Functions definition from forecast_orchestrator.state_machine.definition()
+(the same document as state_machine.asl.json). They are written between `# BEGIN GENERATED ...` /
+`# END GENERATED ...` markers in the CloudFormation template and into infra/terraform/generated.tf, so neither
+template is edited by hand where the code defines something. `python infra/generate.py --check` exits 1 when a
+template is stale (tests run it).
+
+The definition keeps the `${ForecastStepFunctionArn}` placeholder of the step Lambda: CloudFormation fills it
+from DefinitionSubstitutions, Terraform with replace() on the jsonencode()d local (in HCL the literal is
+written `$${ForecastStepFunctionArn}`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from flink_jobs import properties
+from forecast_orchestrator import state_machine
+from streaming.contracts import CAMPAIGN, OUTLIER, PRODUCT, REJECTED, SALE, Contract
+
+INFRA = Path(__file__).resolve().parent
+TEMPLATE = INFRA / "cloudformation" / "pipeline.yaml"
+TERRAFORM_GENERATED = INFRA / "terraform" / "generated.tf"
+WIDTH = 120  # generated lines stay this short where a value allows it
+
+# Glue table -> contract. Table names are the landing prefixes of streaming/layout.py.
+TABLE_CONTRACTS: dict[str, Contract] = {
+    "sales": SALE,
+    "outliers": OUTLIER,
+    "rejected": REJECTED,
+    "products": PRODUCT,
+    "campaigns": CAMPAIGN,
+}
+
+_BLOCK = re.compile(
+    r"^(?P<indent>[ \t]*)# BEGIN GENERATED columns (?P<name>\w+)\n.*?^[ \t]*# END GENERATED columns (?P=name)\n",
+    re.DOTALL | re.MULTILINE,
+)
+
+
+_DEFINITION_BLOCK = re.compile(
+    r"^(?P<indent>[ \t]*)# BEGIN GENERATED definition\b[^\n]*\n.*?^[ \t]*# END GENERATED definition\n",
+    re.DOTALL | re.MULTILINE,
+)
+
+
+def _json_block(value: object, indent: str, column: int) -> str:
+    """JSON, a nested value on one line when it fits in WIDTH from `column`, else one item per line."""
+    inline = json.dumps(value)
+    if column + len(inline) <= WIDTH or not isinstance(value, (dict, list)) or not value:
+        return inline
+    inner = indent + "  "
+    if isinstance(value, dict):
+        keys = {k: f"{json.dumps(k)}: " for k in value}
+        items = [keys[k] + _json_block(v, inner, len(inner) + len(keys[k]) + 1) for k, v in value.items()]
+        return "{\n" + ",\n".join(inner + item for item in items) + f"\n{indent}}}"
+    items = [_json_block(v, inner, len(inner) + 1) for v in value]
+    return "[\n" + ",\n".join(inner + item for item in items) + f"\n{indent}]"
+
+
+def _cfn_definition(indent: str) -> str:
+    """`Definition:` as a JSON (= YAML flow) mapping, indented below the key."""
+    lines = [f"{indent}# BEGIN GENERATED definition (forecast_orchestrator/state_machine.py definition())"]
+    body = _json_block(state_machine.definition(), indent + "  ", len(indent) + len("Definition: "))
+    lines.append(f"{indent}Definition: {body}")
+    lines.append(f"{indent}# END GENERATED definition")
+    return "\n".join(lines) + "\n"
+
+
+def _cfn_columns(contract: Contract, indent: str) -> str:
+    lines = [f"{indent}# BEGIN GENERATED columns {contract.name}"]
+    lines += [f"{indent}- {json.dumps(col)}" for col in contract.glue_columns()]
+    lines.append(f"{indent}# END GENERATED columns {contract.name}")
+    return "\n".join(lines) + "\n"
+
+
+def render_template(text: str) -> str:
+    """The template text with every GENERATED column block rewritten from its contract."""
+    contracts = {c.name: c for c in TABLE_CONTRACTS.values()}
+
+    def replace(match: re.Match[str]) -> str:
+        name = match["name"]
+        if name not in contracts:
+            raise KeyError(f"{TEMPLATE}: GENERATED block for unknown contract {name!r}")
+        return _cfn_columns(contracts[name], match["indent"])
+
+    text = _BLOCK.sub(replace, text)
+    text, found = _DEFINITION_BLOCK.subn(lambda m: _cfn_definition(m["indent"]), text)
+    if found != 1:
+        raise ValueError(f"{TEMPLATE}: expected one GENERATED definition block, found {found}")
+    return text
+
+
+def _hcl(value: object) -> str:
+    """A JSON scalar, list or object as an HCL expression; `${` and `%{` escaped so they stay literal."""
+    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def _hcl_key(key: str) -> str:
+    return key if _IDENTIFIER.fullmatch(key) and key not in {"true", "false", "null"} else _hcl(key)
+
+
+def _hcl_inline(value: object) -> str:
+    if isinstance(value, dict) and value:
+        return "{ " + ", ".join(f"{_hcl_key(k)} = {_hcl_inline(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_hcl_inline(v) for v in value) + "]"
+    return _hcl(value)
+
+
+def _hcl_block(value: object, indent: str, column: int) -> str:
+    """A nested value as HCL: on one line when it fits in WIDTH from `column`, else one attribute per line
+    (`=` of consecutive one-line attributes aligned, as terraform fmt does)."""
+    inline = _hcl_inline(value)
+    if column + len(inline) <= WIDTH or not isinstance(value, (dict, list)) or not value:
+        return inline
+    inner = indent + "  "
+    if isinstance(value, list):
+        return "[\n" + "".join(f"{inner}{_hcl_block(v, inner, len(inner) + 1)},\n" for v in value) + f"{indent}]"
+    lines: list[str] = []
+    run: list[tuple[str, object]] = []  # consecutive attributes that fit on one line, aligned together
+
+    def flush() -> None:
+        width = max((len(k) for k, _ in run), default=0)
+        lines.extend(f"{inner}{k.ljust(width)} = {_hcl_inline(v)}" for k, v in run)
+        run.clear()
+
+    for key, item in value.items():
+        name = _hcl_key(key)
+        rendered = _hcl_block(item, inner, len(inner) + len(name) + 3)
+        if "\n" in rendered:
+            flush()
+            lines.append(f"{inner}{name} = {rendered}")
+        else:
+            run.append((name, item))
+    flush()
+    return "{\n" + "\n".join(lines) + f"\n{indent}}}"
+
+
+def render_terraform() -> str:
+    """infra/terraform/generated.tf: table columns, Flink property keys and the state machine as locals."""
+    out = [
+        "# GENERATED by infra/generate.py from streaming/contracts.py, flink_jobs/properties.py and",
+        "# forecast_orchestrator/state_machine.py. Do not edit.",
+        "",
+        "locals {",
+        "  glue_table_columns = {",
+    ]
+    for table, contract in TABLE_CONTRACTS.items():
+        out.append(f"    {table} = [")
+        for col in contract.glue_columns():
+            out.append(
+                f"      {{ name = {_hcl(col['Name'])}, type = {_hcl(col['Type'])}, comment = {_hcl(col['Comment'])} }},"
+            )
+        out.append("    ]")
+    out.append("  }")
+    out.append("")
+    out.append(f"  flink_run_options_group = {_hcl(properties.RUN_OPTIONS_GROUP)}")
+    out.append("  flink_run_options = {")
+    for key, value in properties.RUN_OPTIONS.items():
+        out.append(f"    {_hcl(key)} = {_hcl(value)}")
+    out.append("  }")
+    out.append(f"  flink_property_group = {_hcl(properties.PROPERTY_GROUP)}")
+    out.append(f"  flink_property_keys  = {_hcl(sorted(properties.PROPERTIES))}")
+    out.append("")
+    out.append("  # forecast_orchestrator/state_machine.py definition(). The string $${ForecastStepFunctionArn} is the")
+    out.append("  # literal ${ForecastStepFunctionArn}; main.tf replaces it with the orchestrator Lambda's ARN.")
+    out.append(f"  sfn_definition = {_hcl_block(state_machine.definition(), '  ', len('  sfn_definition = '))}")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if a generated part is stale; write nothing")
+    args = parser.parse_args(argv)
+
+    wanted = {TEMPLATE: render_template(TEMPLATE.read_text()), TERRAFORM_GENERATED: render_terraform()}
+    stale = [p for p, text in wanted.items() if not p.exists() or p.read_text() != text]
+    if args.check:
+        for path in stale:
+            print(f"stale: {path.relative_to(INFRA.parent)} (run python infra/generate.py)", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(wanted[path])
+        print(f"wrote {path.relative_to(INFRA.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# `make package`: build the deployment artefacts under artefacts/ (no network, no AWS).
+#
+#   artefacts/flink/outlier-split.zip      Managed Flink application: flink_jobs/ + streaming/ + demand/
+#                                          (+ lib/flink-sql-connector-kinesis.jar if you fetched it, see below)
+#   artefacts/glue/<job>.py                Glue 5.0 entry scripts (glue_jobs/*.py with a main)
+#   artefacts/glue/demand_pipeline.zip     the packages the Glue scripts import (--extra-py-files)
+#   artefacts/lambda/orchestrator.zip      forecast orchestrator Lambda bundle
+#   artefacts/SHA256SUMS                   checksums of the above
+#
+# scripts/deploy.sh uploads artefacts/ under s3://<artefacts bucket>/<release>/ and deploys the stack.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${ARTEFACTS_DIR:-artefacts}
+PY=${PY:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+
+# The Kinesis SQL connector for Flink 2.x (named, never downloaded here: tests and the local run do not need it).
+CONNECTOR_VERSION=${KINESIS_CONNECTOR_VERSION:-6.0.0-2.0}
+CONNECTOR_JAR="flink-sql-connector-kinesis-${CONNECTOR_VERSION}.jar"
+CONNECTOR_URL="https://repo1.maven.org/maven2/org/apache/flink/flink-sql-connector-kinesis/${CONNECTOR_VERSION}/${CONNECTOR_JAR}"
+CONNECTOR_CACHE=${KINESIS_CONNECTOR_JAR:-${XDG_CACHE_HOME:-$HOME/.cache}/demand/jars/${CONNECTOR_JAR}}
+# Managed Flink finds it through the run options in flink_jobs/properties.py (jarfile = lib/...).
+JAR_IN_ZIP=$("$PY" -c 'from flink_jobs.properties import RUN_OPTIONS; print(RUN_OPTIONS["jarfile"])')
+
+rm -rf "$OUT"
+mkdir -p "$OUT"/flink "$OUT"/glue "$OUT"/lambda
+
+# zip_tree OUTPUT DIR...: python packages without caches, paths relative to the repository root.
+zip_tree() {
+  local output=$1; shift
+  "$PY" - "$output" "$@" <<'PYZIP'
+import sys, zipfile
+from pathlib import Path
+output, *roots = sys.argv[1:]
+with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as zf:
+    for root in roots:
+        base = Path(root)
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" in path.parts or path.suffix in {".pyc", ".pyo"}:
+                continue
+            zf.write(path, str(path))
+print(f"  {output}: {len(zipfile.ZipFile(output).namelist())} files")
+PYZIP
+}
+
+echo "Flink application"
+zip_tree "$OUT/flink/outlier-split.zip" flink_jobs streaming demand
+if [ -f "$CONNECTOR_CACHE" ]; then
+  "$PY" -c "import sys,zipfile; zipfile.ZipFile(sys.argv[1],'a').write(sys.argv[2], sys.argv[3])" \
+    "$OUT/flink/outlier-split.zip" "$CONNECTOR_CACHE" "$JAR_IN_ZIP"
+  echo "  + $JAR_IN_ZIP ($CONNECTOR_JAR)"
+else
+  cat >&2 <<MSG
+  note: the Kinesis connector jar is not bundled ($JAR_IN_ZIP is missing from the zip).
+        On a machine that reaches Maven Central:
+          mkdir -p "$(dirname "$CONNECTOR_CACHE")" && curl -fL -o $CONNECTOR_CACHE $CONNECTOR_URL
+        then run make package again (KINESIS_CONNECTOR_VERSION overrides $CONNECTOR_VERSION; check it matches
+        the Flink runtime of the application, FLINK-2_3). Third-party Python packages the job imports
+        (pydantic, jsonschema) must be vendored the same way for Managed Flink; see infra/README.md.
+MSG
+fi
+
+echo "Glue scripts"
+for script in glue_jobs/build_forecast_inputs.py glue_jobs/enrich_forecast.py; do
+  if [ -f "$script" ]; then cp "$script" "$OUT/glue/"; echo "  $OUT/glue/$(basename "$script")"
+  else echo "  warning: $script does not exist yet; the Glue job will fail until it does" >&2; fi
+done
+zip_tree "$OUT/glue/demand_pipeline.zip" glue_jobs streaming demand
+
+echo "Lambda bundle"
+zip_tree "$OUT/lambda/orchestrator.zip" forecast_orchestrator streaming demand
+
+(cd "$OUT" && find . -type f ! -name SHA256SUMS -print0 | sort -z | xargs -0 sha256sum > SHA256SUMS)
+echo "artefacts ready in $OUT/ (deploy with: make deploy)"

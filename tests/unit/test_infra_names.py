@@ -1,0 +1,443 @@
+"""The infrastructure names what the code uses: one definition (demand.settings, streaming.contracts,
+streaming.layout, flink_jobs.properties), two templates (CloudFormation, Terraform), no drift."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+from cfnlint.decode import cfn_yaml
+
+from demand.settings import BUCKET_ROLES, ResourceNames
+from flink_jobs import properties
+from streaming.layout import LANDINGS
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "infra" / "cloudformation" / "pipeline.yaml"
+TERRAFORM = ROOT / "infra" / "terraform"
+NAMES = ResourceNames("demand")
+
+
+def _load_generator() -> Any:
+    # infra/ is not an installed package: load the generator by path (works from any directory).
+    spec = importlib.util.spec_from_file_location("infra_generate", ROOT / "infra" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TABLE_CONTRACTS = _load_generator().TABLE_CONTRACTS
+
+
+# --------------------------------------------------------------------------------------------- CloudFormation
+@cache
+def template() -> dict[str, Any]:
+    return cfn_yaml.load(str(TEMPLATE))
+
+
+def resources(type_: str) -> dict[str, dict[str, Any]]:
+    return {k: r.get("Properties", {}) for k, r in template()["Resources"].items() if r["Type"] == type_}
+
+
+def resolve(value: Any) -> Any:
+    """Evaluate the intrinsic functions our names use, with every parameter at its default."""
+    defaults = {name: p.get("Default") for name, p in template()["Parameters"].items()}
+    if isinstance(value, dict) and len(value) == 1:
+        ((fn, arg),) = value.items()
+        if fn == "Ref":
+            return defaults.get(arg, f"<{arg}>")
+        if fn == "Fn::Sub":
+            text = arg if isinstance(arg, str) else arg[0]
+            return re.sub(r"\$\{([\w:.]+)\}", lambda m: str(defaults.get(m[1], f"<{m[1]}>")), text)
+        if fn == "Fn::Join":
+            return arg[0].join(resolve(part) for part in resolve(arg[1]))
+        if fn == "Fn::Split":
+            return resolve(arg[1]).split(arg[0])
+    return value
+
+
+def names_of(type_: str, key: str) -> set[str]:
+    return {resolve(props[key]) for props in resources(type_).values()}
+
+
+def test_stream_names_are_the_code_names_and_encrypted():
+    streams = resources("AWS::Kinesis::Stream")
+    assert {resolve(s["Name"]) for s in streams.values()} == set(NAMES.streams)
+    for stream in streams.values():
+        assert stream["StreamEncryption"]["EncryptionType"] == "KMS"
+        assert stream["StreamModeDetails"] == {"StreamMode": {"Ref": "StreamMode"}}
+    assert template()["Parameters"]["StreamMode"]["AllowedValues"] == ["ON_DEMAND", "PROVISIONED"]
+
+
+def test_a_bucket_per_role_with_the_code_names_and_the_hardening():
+    buckets = resources("AWS::S3::Bucket")
+    data = {k: b for k, b in buckets.items() if k != "AccessLogsBucket"}
+    assert {resolve(b["BucketName"]) for b in data.values()} == set(NAMES.buckets.values())
+    policies = {resolve(p["Bucket"]) for p in resources("AWS::S3::BucketPolicy").values()}
+    for logical, bucket in data.items():
+        sse = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms", logical
+        assert all(bucket["PublicAccessBlockConfiguration"].values()), logical
+        assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}, logical
+        assert bucket["LifecycleConfiguration"]["Rules"], logical
+        assert bucket["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "AccessLogsBucket"}, logical
+        assert f"<{logical}>" in policies, f"{logical} has no TLS-only bucket policy"
+    for policy in resources("AWS::S3::BucketPolicy").values():
+        deny = policy["PolicyDocument"]["Statement"][0]
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_dynamodb_tables_keys_ttl_encryption_and_recovery():
+    tables = {resolve(t["TableName"]): t for t in resources("AWS::DynamoDB::Table").values()}
+    assert set(tables) == set(NAMES.tables)
+    keys = {NAMES.champion_table: "dataset_group", NAMES.api_cache_table: "item_id", NAMES.run_table: "run_id"}
+    for name, key in keys.items():
+        assert tables[name]["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+        assert tables[name]["SSESpecification"]["SSEEnabled"] is True
+        assert tables[name]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert tables[NAMES.api_cache_table]["TimeToLiveSpecification"]["AttributeName"] == "expires_at"
+
+
+def test_topic_and_glue_database_names():
+    assert names_of("AWS::SNS::Topic", "TopicName") == {NAMES.notify_topic}
+    assert {resolve(d["DatabaseInput"]["Name"]) for d in resources("AWS::Glue::Database").values()} == {
+        NAMES.glue_database
+    }
+    assert ResourceNames("my-shop").glue_database == "my_shop"  # the Join/Split mirrors str.replace
+
+
+def test_flink_property_groups_are_those_the_job_reads():
+    (app,) = resources("AWS::KinesisAnalyticsV2::Application").values()
+    assert app["RuntimeEnvironment"] == "FLINK-2_3"
+    groups = {
+        g["PropertyGroupId"]: g["PropertyMap"]
+        for g in app["ApplicationConfiguration"]["EnvironmentProperties"]["PropertyGroups"]
+    }
+    assert groups[properties.RUN_OPTIONS_GROUP] == properties.RUN_OPTIONS
+    assert set(groups[properties.PROPERTY_GROUP]) == set(properties.PROPERTIES)
+    assert set(groups) == {properties.RUN_OPTIONS_GROUP, properties.PROPERTY_GROUP}
+    streams = groups[properties.PROPERTY_GROUP]
+    assert [resolve(streams[k]) for k in ("input.stream", "clean.stream", "outliers.stream")] == [
+        "<SalesEventsStream>",
+        "<SalesCleanStream>",
+        "<SalesOutliersStream>",
+    ]
+
+
+def test_glue_tables_follow_the_contracts_and_the_landing_layout():
+    tables = {t["TableInput"]["Name"]: t["TableInput"] for t in resources("AWS::Glue::Table").values()}
+    assert set(tables) == set(TABLE_CONTRACTS)
+    landings = {landing.prefix: landing for landing in LANDINGS.values()}
+    for name, contract in TABLE_CONTRACTS.items():
+        columns = tables[name]["StorageDescriptor"]["Columns"]
+        assert columns == contract.glue_columns(), name
+        landing = landings[name]
+        assert landing.contract is contract
+        bucket_logical = {"staged": "StagedBucket", "analysis": "AnalysisBucket", "rejected": "RejectedBucket"}
+        location = tables[name]["StorageDescriptor"]["Location"]["Fn::Sub"]
+        assert location == f"s3://${{{bucket_logical[landing.bucket_role]}}}/{landing.prefix}/"
+
+
+def test_firehose_lands_clean_and_outliers_with_the_landing_prefixes():
+    deliveries = resources("AWS::KinesisFirehose::DeliveryStream")
+    by_stream = {resolve(d["DeliveryStreamName"]): d for d in deliveries.values()}
+    assert set(by_stream) == {NAMES.sales_clean_stream, NAMES.sales_outliers_stream}
+    for stream, landing in ((NAMES.sales_clean_stream, "clean"), (NAMES.sales_outliers_stream, "outliers")):
+        s3 = by_stream[stream]["ExtendedS3DestinationConfiguration"]
+        assert s3["Prefix"] == LANDINGS[landing].firehose_prefix
+        assert "!{firehose:error-output-type}" in s3["ErrorOutputPrefix"]
+        conversion = s3["DataFormatConversionConfiguration"]
+        assert conversion["Enabled"] is True
+        assert "ParquetSerDe" in conversion["OutputFormatConfiguration"]["Serializer"]
+        assert s3["BufferingHints"]["SizeInMBs"] == {"Ref": "FirehoseBufferMB"}
+
+
+def test_no_role_allows_every_action_on_every_resource():
+    for logical, role in resources("AWS::IAM::Role").items():
+        for policy in role.get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert not any(a == "*" or a.endswith(":*") for a in actions), (logical, statement)
+                if statement.get("Resource") == "*":
+                    # only APIs without resource-level permissions
+                    assert all(a.split(":")[0] in {"cloudwatch", "logs", "xray"} for a in actions), logical
+
+
+def test_every_taggable_resource_has_project_and_tenant_tags():
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    for logical, resource in template()["Resources"].items():
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource["Type"]).schema
+        if "Tags" not in schema.get("properties", {}):
+            continue
+        tags = resource["Properties"].get("Tags")
+        keys = set(tags) if isinstance(tags, dict) else {t["Key"] for t in tags or []}
+        assert {"project", "tenant"} <= keys, logical
+
+
+def test_every_parameter_and_output_is_documented():
+    for section in ("Parameters", "Outputs"):
+        for name, item in template()[section].items():
+            assert len(item.get("Description", "")) > 10, f"{section}.{name}"
+    readme = (ROOT / "infra" / "README.md").read_text()
+    for name in template()["Parameters"]:
+        assert f"`{name}`" in readme, f"parameter {name} missing from infra/README.md"
+
+
+# --------------------------------------------------------------------------------------------- Terraform
+def _one(value: Any) -> Any:
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+@cache
+def terraform() -> dict[str, Any]:
+    merged: dict[str, Any] = {"resource": {}, "locals": {}, "variable": {}, "data": {}, "provider": {}}
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        parsed = hcl2.load(path.open())
+        for block in parsed.get("resource", []):
+            for type_, named in block.items():
+                merged["resource"].setdefault(type_, {}).update(named)
+        for block in parsed.get("locals", []):
+            merged["locals"].update({k: _one(v) for k, v in block.items()})
+        for block in parsed.get("variable", []):
+            merged["variable"].update({k: {a: _one(b) for a, b in v.items()} for k, v in block.items()})
+        for block in parsed.get("provider", []):
+            merged["provider"].update(block)
+    return merged
+
+
+def tf_render(text: str, **values: str) -> str:
+    """Substitute var.* defaults (and given locals) into a Terraform string."""
+    defaults = {k: v.get("default") for k, v in terraform()["variable"].items()}
+    text = re.sub(r"\$\{var\.(\w+)\}", lambda m: str(defaults[m[1]]), text)
+    return re.sub(r"\$\{([\w.]+)\}", lambda m: values.get(m[1], m[0]), text)
+
+
+def test_terraform_names_are_the_code_names():
+    tf = terraform()
+    local = tf["locals"]
+    assert terraform()["variable"]["prefix"]["default"] == NAMES.prefix
+    assert {tf_render(v) for v in local["streams"].values()} == set(NAMES.streams)
+    assert local["bucket_roles"] == list(BUCKET_ROLES)
+    assert _one(tf["resource"]["aws_s3_bucket"]["data"]["bucket"]) == "${each.value}"
+    each_bucket = re.fullmatch(r'\$\{\{for role in local.bucket_roles : role => "(.+)"\}\}', local["buckets"])
+    assert each_bucket, local["buckets"]
+    assert {tf_render(each_bucket[1], role=r) for r in BUCKET_ROLES} == set(NAMES.buckets.values())
+    table = tf["resource"]["aws_dynamodb_table"]["this"]
+    assert {tf_render(_one(table["name"]), **{"each.key": k}) for k in local["dynamodb_tables"]} == set(NAMES.tables)
+    assert local["dynamodb_tables"]["forecast-cache"]["ttl"] == "expires_at"
+    assert tf_render(_one(tf["resource"]["aws_sns_topic"]["notifications"]["name"])) == NAMES.notify_topic
+    assert local["glue_database"] == '${replace(var.prefix,"-","_")}'
+
+
+def test_terraform_flink_properties_and_columns_match_the_code():
+    local = terraform()["locals"]
+    assert set(local["flink_properties"]) == set(properties.PROPERTIES)
+    assert set(local["flink_property_keys"]) == set(properties.PROPERTIES)
+    assert local["flink_run_options"] == properties.RUN_OPTIONS
+    for table, contract in TABLE_CONTRACTS.items():
+        columns = [
+            {"Name": c["name"], "Type": c["type"], "Comment": c["comment"]} for c in local["glue_table_columns"][table]
+        ]
+        assert columns == contract.glue_columns(), table
+    app = terraform()["resource"]["aws_kinesisanalyticsv2_application"]["outlier_split"]
+    assert _one(app["runtime_environment"]) == "FLINK-2_3"
+
+
+def test_terraform_firehose_prefixes_are_the_landing_prefixes():
+    local = terraform()["locals"]
+    for stream, landing in (("sales-clean", "clean"), ("sales-outliers", "outliers")):
+        rendered = f"{local['landings'][stream]['prefix']}/{local['partition_keys']}/"
+        assert rendered == LANDINGS[landing].firehose_prefix
+
+
+# CloudFormation type -> Terraform type(s) describing the same thing.
+_TF_EQUIVALENT = {
+    "AWS::KMS::Key": "aws_kms_key",
+    "AWS::KMS::Alias": "aws_kms_alias",
+    "AWS::Kinesis::Stream": "aws_kinesis_stream",
+    "AWS::S3::Bucket": "aws_s3_bucket",
+    "AWS::S3::BucketPolicy": "aws_s3_bucket_policy",
+    "AWS::Glue::Database": "aws_glue_catalog_database",
+    "AWS::Glue::Table": "aws_glue_catalog_table",
+    "AWS::Glue::Job": "aws_glue_job",
+    "AWS::Glue::Trigger": "aws_glue_trigger",
+    "AWS::Glue::SecurityConfiguration": "aws_glue_security_configuration",
+    "AWS::Logs::LogGroup": "aws_cloudwatch_log_group",
+    "AWS::Logs::LogStream": "aws_cloudwatch_log_stream",
+    "AWS::IAM::Role": "aws_iam_role",
+    "AWS::KinesisAnalyticsV2::Application": "aws_kinesisanalyticsv2_application",
+    "AWS::KinesisAnalyticsV2::ApplicationCloudWatchLoggingOption": "aws_kinesisanalyticsv2_application",
+    "AWS::KinesisFirehose::DeliveryStream": "aws_kinesis_firehose_delivery_stream",
+    "AWS::DynamoDB::Table": "aws_dynamodb_table",
+    "AWS::SNS::Topic": "aws_sns_topic",
+    "AWS::SNS::TopicPolicy": "aws_sns_topic_policy",
+    "AWS::SQS::Queue": "aws_sqs_queue",
+    "AWS::Lambda::Function": "aws_lambda_function",
+    "AWS::Lambda::Permission": "aws_lambda_permission",
+    "AWS::StepFunctions::StateMachine": "aws_sfn_state_machine",
+    "AWS::Events::Rule": "aws_cloudwatch_event_rule",
+    "AWS::Athena::WorkGroup": "aws_athena_workgroup",
+    "AWS::Athena::NamedQuery": "aws_athena_named_query",
+    "AWS::CloudWatch::Alarm": "aws_cloudwatch_metric_alarm",
+}
+
+
+def _for_each_len(for_each: Any) -> int:
+    """How many instances a for_each over a literal map, a local or another resource makes."""
+    if isinstance(for_each, dict):
+        return len(for_each)
+    local = terraform()["locals"]
+    ref = re.fullmatch(r"\$\{(local|aws_\w+)\.(\w+)\}", for_each)
+    assert ref, f"cannot count for_each={for_each!r}"
+    if ref[1] != "local":
+        return _for_each_len(_one(terraform()["resource"][ref[1]][ref[2]]["for_each"]))
+    value = local[ref[2]]
+    comprehension = re.fullmatch(r"\$\{\{for \w+ in local\.(\w+) :.*\}\}", value) if isinstance(value, str) else None
+    return len(local[comprehension[1]]) if comprehension else len(value)
+
+
+def _tf_count(type_: str) -> int:
+    """Instances of a Terraform resource type."""
+    blocks = terraform()["resource"].get(type_, {}).values()
+    return sum(1 if b.get("for_each") is None else _for_each_len(_one(b["for_each"])) for b in blocks)
+
+
+@pytest.mark.parametrize("cfn_type", sorted(_TF_EQUIVALENT))
+def test_terraform_describes_the_same_resources(cfn_type):
+    cfn_count = len(resources(cfn_type))
+    tf_type = _TF_EQUIVALENT[cfn_type]
+    assert cfn_count, f"{cfn_type} is not in the template any more; update _TF_EQUIVALENT"
+    if cfn_type == "AWS::KinesisAnalyticsV2::ApplicationCloudWatchLoggingOption":
+        app = terraform()["resource"][tf_type]["outlier_split"]
+        assert "cloudwatch_logging_options" in app  # a block of the application in Terraform
+        return
+    assert _tf_count(tf_type) == cfn_count, (cfn_type, tf_type)
+
+
+def test_every_template_type_has_a_terraform_equivalent():
+    assert {r["Type"] for r in template()["Resources"].values()} <= set(_TF_EQUIVALENT)
+
+
+def test_terraform_tags_every_resource_with_project_and_tenant():
+    (provider,) = (
+        terraform()["provider"]["aws"]
+        if isinstance(terraform()["provider"]["aws"], list)
+        else [terraform()["provider"]["aws"]]
+    )
+    tags = _one(_one(provider["default_tags"])["tags"])
+    assert tags == {"project": "${var.project}", "tenant": "${var.tenant}"}
+
+
+def test_athena_projects_the_partitions_the_landing_writes():
+    from datetime import datetime
+
+    hour = datetime(2024, 3, 7, 5)
+    values = {"year": "2024", "month": "03", "day": "07", "hour": "05"}  # projection digits=2
+    landings = {landing.prefix: landing for landing in LANDINGS.values()}
+    for table in resources("AWS::Glue::Table").values():
+        name, parameters = table["TableInput"]["Name"], table["TableInput"]["Parameters"]
+        assert parameters["projection.enabled"] == "true"
+        template_text = parameters["storage.location.template"]["Fn::Sub"]
+        rendered = re.sub(r"\$\{!(\w+)\}", lambda m: values[m[1]], template_text)
+        bucket = rendered.split("/")[2]
+        assert rendered == f"s3://{bucket}/{landings[name].partition(hour)}", name
+    tf_table = terraform()["resource"]["aws_glue_catalog_table"]["landing"]
+    tf_template = _one(tf_table["parameters"])["storage.location.template"]
+    assert tf_template.endswith("/${each.key}/year=$${year}/month=$${month}/day=$${day}/hour=$${hour}/")
+
+
+# --------------------------------------------------------------------------------------------- state machine
+def _hcl_literal(value: Any) -> Any:
+    """A parsed HCL value as Terraform evaluates it: escapes decoded, `$${`/`%%{` back to literal `${`/`%{`."""
+    if isinstance(value, dict):
+        return {k: _hcl_literal(v) for k, v in value.items() if not k.startswith("__")}
+    if isinstance(value, list):
+        return [_hcl_literal(v) for v in value]
+    if isinstance(value, str):
+        assert not re.search(r"(?<!\$)\$\{|(?<!%)%\{", value.replace("$${", "").replace("%%{", "")), value
+        return json.loads(f'"{value}"').replace("$${", "${").replace("%%{", "%{")
+    return value
+
+
+def test_template_state_machine_is_the_orchestrator_definition():
+    from forecast_orchestrator.state_machine import ASL_PATH, STEP_FUNCTION, definition
+
+    (machine,) = resources("AWS::StepFunctions::StateMachine").values()
+    assert machine["Definition"] == definition() == json.loads(ASL_PATH.read_text())
+    assert "DefinitionString" not in machine and "DefinitionS3Location" not in machine
+    placeholder = STEP_FUNCTION.removeprefix("${").removesuffix("}")
+    assert machine["DefinitionSubstitutions"] == {placeholder: {"Fn::GetAtt": ["OrchestratorFunction", "Arn"]}}
+    tasks = [s for s in definition()["States"].values() if s["Type"] == "Task"]
+    assert tasks and all(t["Parameters"]["FunctionName"] == STEP_FUNCTION for t in tasks)
+
+
+def test_terraform_state_machine_is_the_orchestrator_definition():
+    from forecast_orchestrator.state_machine import STEP_FUNCTION, definition
+
+    assert _hcl_literal(terraform()["locals"]["sfn_definition"]) == definition()
+    machine = terraform()["resource"]["aws_sfn_state_machine"]["forecast"]
+    escaped = STEP_FUNCTION.replace("${", "$${")
+    assert _one(machine["definition"]) == (
+        f'${{replace(jsonencode(local.sfn_definition),"{escaped}",aws_lambda_function.orchestrator.arn)}}'
+    )
+    main_tf = (TERRAFORM / "main.tf").read_text()
+    assert "sfn_steps" not in main_tf and "placeholder" not in main_tf.lower()
+
+
+def test_state_machine_role_only_invokes_the_orchestrator_function():
+    role = resources("AWS::IAM::Role")["StateMachineRole"]
+    (policy,) = role["Policies"]
+    lambda_statements = [
+        s
+        for s in policy["PolicyDocument"]["Statement"]
+        if any(a.startswith("lambda:") for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
+    ]
+    assert lambda_statements == [
+        {
+            "Sid": "InvokeSteps",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": [
+                {"Fn::GetAtt": ["OrchestratorFunction", "Arn"]},
+                {"Fn::Sub": "${OrchestratorFunction.Arn}:*"},
+            ],
+        }
+    ]
+    iam_tf = hcl2.load((TERRAFORM / "iam.tf").open())
+    (document,) = [
+        b["aws_iam_policy_document"]["state_machine"]
+        for b in iam_tf["data"]
+        if "state_machine" in b.get("aws_iam_policy_document", {})
+    ]
+    lambda_tf = [s for s in document["statement"] if any(a.startswith("lambda:") for a in _one(s["actions"]))]
+    assert [(_one(s["actions"]), _one(s["resources"])) for s in lambda_tf] == [
+        (
+            ["lambda:InvokeFunction"],
+            ["${aws_lambda_function.orchestrator.arn}", "${aws_lambda_function.orchestrator.arn}:*"],
+        )
+    ]
+
+
+def test_forecast_input_rule_starts_the_state_machine_with_bucket_and_manifest_key():
+    rule = resources("AWS::Events::Rule")["ForecastInputRule"]
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Ref": "ForecastStateMachine"}
+    paths = {"bucket": "$.detail.bucket.name", "manifest_key": "$.detail.object.key"}
+    template_text = '{"bucket": <bucket>, "manifest_key": <manifest_key>}'
+    assert target["InputTransformer"] == {"InputPathsMap": paths, "InputTemplate": template_text}
+    tf_target = terraform()["resource"]["aws_cloudwatch_event_target"]["forecast_input_ready"]
+    transformer = _one(tf_target["input_transformer"])
+    assert _one(transformer["input_paths"]) == paths
+    assert _hcl_literal(_one(transformer["input_template"])) == template_text
+    # What the transformer produces from an S3 "Object Created" event is what start_run reads.
+    event = {"detail": {"bucket": {"name": "demand-forecast-input"}, "object": {"key": "datasets/w=1/manifest.json"}}}
+    values = {name: json.dumps(event["detail"][path.split(".")[2]][path.split(".")[3]]) for name, path in paths.items()}
+    rendered = json.loads(re.sub(r"<(\w+)>", lambda m: values[m[1]], template_text))
+    assert rendered == {"bucket": "demand-forecast-input", "manifest_key": "datasets/w=1/manifest.json"}
