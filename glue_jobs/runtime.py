@@ -39,7 +39,9 @@ def resolve_args(argv: Sequence[str], required: Sequence[str], optional: dict[st
     missing = [k for k in required if k not in found]
     if missing:
         raise JobArgumentError(f"missing job argument(s): {', '.join('--' + k for k in missing)}")
-    return {**optional, **{k: v for k, v in found.items() if k in required or k in optional}}
+    # Everything passed is kept: Glue's own arguments (--TempDir, ...) are harmless, and keys naming a
+    # Settings field (--prefix, --tenant, --region, ...) configure the job.
+    return {**optional, **found}
 
 
 def settings_from_args(args: dict[str, str]) -> Settings:

@@ -441,3 +441,29 @@ def test_forecast_input_rule_starts_the_state_machine_with_bucket_and_manifest_k
     values = {name: json.dumps(event["detail"][path.split(".")[2]][path.split(".")[3]]) for name, path in paths.items()}
     rendered = json.loads(re.sub(r"<(\w+)>", lambda m: values[m[1]], template_text))
     assert rendered == {"bucket": "demand-forecast-input", "manifest_key": "datasets/w=1/manifest.json"}
+
+
+# --------------------------------------------------------------------------------------------- Glue job arguments
+GLUE_SYSTEM_ARGS = {
+    "extra-py-files", "TempDir", "job-language", "enable-metrics", "enable-continuous-cloudwatch-log",
+    "enable-glue-datacatalog", "job-bookmark-option", "enable-job-insights", "additional-python-modules",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("job_name", "module"),
+    [("build-forecast-inputs", "glue_jobs.build_forecast_inputs"), ("enrich-forecast", "glue_jobs.enrich_forecast")],
+)
+def test_every_glue_job_argument_in_the_template_is_one_the_job_reads(job_name, module):
+    import importlib
+
+    from demand.settings import Settings
+
+    job = importlib.import_module(module)
+    jobs = {resolve(p["Name"]): p for p in resources("AWS::Glue::Job").values()}
+    args = jobs[f"demand-{job_name}"]["DefaultArguments"]
+    readable = set(job.OPTIONAL) | set(Settings.model_fields) | {"JOB_NAME", "export_key"}
+    unknown = {a.removeprefix("--") for a in args} - readable - GLUE_SYSTEM_ARGS
+    assert not unknown, f"{job_name}: template passes arguments the job ignores: {unknown}"
+    script = jobs[f"demand-{job_name}"]["Command"]["ScriptLocation"]
+    assert resolve(script).endswith(module.split(".")[1] + ".py")
