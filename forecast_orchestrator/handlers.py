@@ -190,6 +190,8 @@ def _finish(run: dict[str, Any], rt: Runtime, status: str) -> dict[str, Any]:
 def export_manifest(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     """What enrich_forecast needs, written last beside the export: its creation is the enrichment trigger."""
     export = run["export"]
+    # Every backend writes the forecast files under exports/<run_id>/forecast/ (Forecast's export job too).
+    forecast_prefix = f"exports/{run['run_id']}/forecast/"
     manifest = {
         "run_id": run["run_id"],
         "run_started_at": run["started_at"],
@@ -199,10 +201,10 @@ def export_manifest(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
         "frequency": run["manifest"]["frequency"],
         "input_bucket": run["bucket"],
         "input_manifest_key": run["manifest_key"],
-        "forecast_keys": sorted(k for k in rt.store.list(export["bucket"], export["prefix"]) if k.endswith(".csv")),
+        "forecast_keys": sorted(k for k in rt.store.list(export["bucket"], forecast_prefix) if k.endswith(".csv")),
     }
     if not manifest["forecast_keys"]:
-        raise ValueError(f"export {rt.store.uri(export['bucket'], export['prefix'])} holds no forecast CSV")
+        raise ValueError(f"export {rt.store.uri(export['bucket'], forecast_prefix)} holds no forecast CSV")
     if manifest["accuracy"] is None:  # the champion forecast: its own metrics, as recorded by the gate
         manifest["accuracy"] = {k: v for k, v in run["gate"]["champion"].items() if k not in ("predictor_id", "run_id")}
     key = f"exports/{run['run_id']}/manifest.json"

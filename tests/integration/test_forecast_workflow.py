@@ -1,0 +1,123 @@
+"""The forecast workflow end to end on the local runtime: generated sales -> datasets (Spark) -> the state
+machine run in-process (statsforecast backend, DynamoDB and SNS on moto) -> export -> enrichment."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from demand.aws import client
+from demand.object_store import LocalObjectStore
+from forecast_orchestrator.workflow import run_forecast
+from glue_jobs.build_forecast_inputs import BuildRequest, build, dataset_prefix
+from glue_jobs.enrich_forecast import enrich_run
+from glue_jobs.forecast_inputs import RunWindow
+from streaming.generator import GeneratorConfig, generate
+from streaming.landing import deliver
+from streaming.local_stack import ensure_resources
+
+pytestmark = pytest.mark.slow
+
+START = date(2023, 1, 2)
+WEEKS = 60
+
+
+@pytest.fixture(scope="module")
+def pipeline(spark, moto_server, tmp_path_factory):
+    """Sales landed and two dataset builds (consecutive weeks) ready, AWS resources on moto."""
+    from demand.settings import Settings
+
+    tmp = tmp_path_factory.mktemp("workflow")
+    settings = Settings(endpoint_url=moto_server, data_root=tmp / "root", prefix="wf-test", horizon=4)
+    ensure_resources(settings)
+    data = generate(GeneratorConfig(seed=11, stores=2, items=8, start=START.isoformat(), days=7 * WEEKS))
+    split = tmp / "split"
+    for folder in ("clean", "reference"):
+        (split / folder).mkdir(parents=True)
+    sales = [e for e in data.events if e["event_type"] == "sale"]
+    other = [e for e in data.events if e["event_type"] != "sale"]
+    (split / "clean" / "part-0").write_text("\n".join(json.dumps(e) for e in sales))
+    (split / "reference" / "part-0").write_text("\n".join(json.dumps(e) for e in other))
+    deliver(split, LocalObjectStore(settings.data_root), settings.names.buckets)
+    manifests = []
+    for weeks in (WEEKS - 5, WEEKS - 4):
+        window = RunWindow(START, START + timedelta(weeks=weeks), "W", horizon=4)
+        build(spark, settings, BuildRequest(window))
+        manifests.append(dataset_prefix(window) + "manifest.json")
+    return settings, manifests
+
+
+def champion(settings):
+    item = client("dynamodb", settings).get_item(
+        TableName=settings.names.champion_table, Key={"dataset_group": {"S": "wf_test_default_W"}}
+    )
+    return json.loads(item["Item"]["record"]["S"])
+
+
+@pytest.fixture(scope="module")
+def first_run(pipeline):
+    settings, manifests = pipeline
+    states = []
+    status, run = run_forecast(settings, manifests[0], on_state=states.append)
+    return settings, status, run, states
+
+
+def test_run_goes_through_every_state_and_exports_the_forecast_layout(first_run):
+    settings, status, run, states = first_run
+    assert status == "SUCCEEDED", run.get("error")
+    assert [s for s in states if not s.endswith("Status")] == [
+        "StartRun", "IsDuplicate", "ImportDatasets", "TrainPredictor", "GetAccuracy", "AccuracyGate",
+        "CreateForecast", "ExportForecast", "Notify",
+    ]  # fmt: skip
+    store = LocalObjectStore(settings.data_root)
+    bucket = settings.names.bucket("forecast-export")
+    manifest = json.loads(store.get(bucket, run["export_manifest"]["key"]))
+    forecast = pd.read_csv(store.path(bucket, manifest["forecast_keys"][0]))
+    assert list(forecast.columns[:5]) == ["item_id", "date", "p10", "p50", "p90"]
+    assert forecast.groupby("item_id").size().eq(4).all()  # the horizon, for every item
+    assert (forecast["p10"] <= forecast["p50"]).all() and (forecast["p50"] <= forecast["p90"]).all()
+    assert manifest["accuracy"]["WAPE"] > 0 and manifest["accuracy"]["avg_wQL"] > 0
+    status_file = json.loads(store.get(bucket, f"runs/{run['run_id']}/status.json"))
+    assert status_file["status"] == "SUCCEEDED"
+    runs = client("dynamodb", settings).get_item(
+        TableName=settings.names.run_table, Key={"run_id": {"S": run["run_id"]}}
+    )
+    assert runs["Item"]["status"]["S"] == "SUCCEEDED"
+    assert champion(settings)["predictor_id"] == run["predictor_id"]
+
+
+def test_redelivered_trigger_does_not_start_a_duplicate_run(first_run):
+    settings, _, run, _ = first_run
+    states = []
+    status, again = run_forecast(settings, run["manifest_key"], on_state=states.append)
+    assert status == "SUCCEEDED" and again["duplicate"] is True
+    assert states == ["StartRun", "IsDuplicate", "AlreadyRun"]
+
+
+def test_gate_keeps_the_champion_when_the_challenger_is_worse(first_run, pipeline):
+    settings, _, run, _ = first_run
+    _, manifests = pipeline
+    # Make the recorded champion look far better than any challenger can be.
+    record = {**champion(settings), "avg_wQL": 1e-6, "WAPE": 1e-6}
+    client("dynamodb", settings).put_item(
+        TableName=settings.names.champion_table,
+        Item={
+            "dataset_group": {"S": "wf_test_default_W"},
+            "predictor_id": {"S": record["predictor_id"]},
+            "record": {"S": json.dumps(record)},
+        },
+    )
+    status, second = run_forecast(settings, manifests[1])
+    assert status == "SUCCEEDED", second.get("error")
+    assert second["gate"]["promoted"] is False
+    assert second["forecast_predictor"] == run["predictor_id"] != second["predictor_id"]
+    assert champion(settings)["predictor_id"] == run["predictor_id"]
+
+
+def test_export_is_enriched(first_run, spark):
+    settings, _, run, _ = first_run
+    result = enrich_run(spark, settings, run["export_manifest"]["key"])
+    assert result["rows"] == 8 * 4  # items x horizon
