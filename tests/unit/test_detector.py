@@ -1,0 +1,149 @@
+"""The outlier detector without Flink: generator data scored against its labels, and hand-made cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from flink_jobs.accuracy import promo_sale_ids, score, split_lines
+from flink_jobs.detector import CLEAN, DUPLICATE, OUTLIER, REFERENCE, Detector, ItemState
+from streaming.contracts import OUTLIER as OUTLIER_CONTRACT
+from streaming.events import encode_event, validate_event
+from streaming.generator import GeneratorConfig, generate
+
+CONFIG = GeneratorConfig(seed=7, stores=3, items=40, days=364, anomaly_rate=0.01)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def split(data):
+    return split_lines(encode_event(e) for e in data.events)
+
+
+def test_generator_anomalies_are_found_and_promotions_left_alone(data, split):
+    accuracy = score(data.labels, [o["event_id"] for o in split.outliers], promo_sale_ids(data.events))
+    assert accuracy.precision >= 0.9, accuracy
+    assert accuracy.recall >= 0.9, accuracy
+    assert accuracy.promo_sales > 100
+    assert accuracy.promo_false_positive_rate <= 0.01, accuracy
+
+
+def test_every_event_is_accounted_for_and_duplicates_dropped(data, split):
+    assert sum(split.counts.values()) == len(data.events)
+    assert split.duplicates == sum(lab.expected == "duplicate" for lab in data.labels)
+    clean_ids = {s["event_id"] for s in split.clean}
+    assert all(lab.event_id in clean_ids for lab in data.labels if lab.kind == "cancel_reissue")
+
+
+def test_outlier_records_follow_the_contract(split):
+    for record in split.outliers[:50]:
+        assert set(record) == set(OUTLIER_CONTRACT.names)
+        assert record["outlier_reason"] and record["outlier_score"] >= 1
+
+
+# --- hand cases: one item's story ------------------------------------------------------------------
+def sale(n: int, qty: float = 2, price: float = 10.0, day: int = 1, order: str | None = None, **extra) -> dict:
+    return validate_event(
+        {
+            "event_type": "sale",
+            "schema_version": 1,
+            "event_id": f"e{n}",
+            "event_time": f"2024-03-{day:02d}T10:{n % 60:02d}:00Z",
+            "store_id": "S001",
+            "item_id": "SKU1",
+            "quantity": qty,
+            "unit_price": price,
+            "currency": "EUR",
+            "channel": "store",
+            "order_id": order or f"O{n}",
+            **extra,
+        }
+    )
+
+
+def campaign(action: str, pct: float = 0.3, store: str | None = None) -> dict:
+    return validate_event(
+        {
+            "event_type": "campaign",
+            "schema_version": 1,
+            "event_id": f"c-{action}",
+            "event_time": "2024-03-05T00:00:00Z" if action == "start" else "2024-03-12T00:00:00Z",
+            "promotion_id": "P1",
+            "item_id": "SKU1",
+            "store_id": store,
+            "action": action,
+            "discount_pct": pct,
+            "starts_at": "2024-03-05T00:00:00Z",
+            "ends_at": "2024-03-12T00:00:00Z",
+        }
+    )
+
+
+@pytest.fixture
+def warm():
+    detector, state = Detector(), ItemState()
+    for n in range(20):
+        assert detector.observe(state, sale(n, qty=1 + n % 3)).route == CLEAN
+    return detector, state
+
+
+def test_warm_up_applies_only_hard_rules_and_a_generous_ceiling():
+    detector, state = Detector(), ItemState()
+    assert detector.observe(state, sale(1, qty=30)).route == CLEAN  # no history: 30 may be normal
+    spike = detector.observe(state, sale(2, qty=60)).record
+    assert spike["outlier_code"] == "quantity_spike" and "warm-up" in spike["outlier_reason"]
+    assert spike["baseline_quantity"] is None and spike["baseline_count"] == 1
+    verdict = detector.observe(state, sale(3, qty=900))
+    assert verdict.route == OUTLIER and verdict.record["outlier_code"] == "absurd_quantity"
+    assert "warm-up" in verdict.record["outlier_reason"]
+
+
+@pytest.mark.parametrize("seed", [11, 23])
+def test_other_seeds_and_a_higher_anomaly_rate(seed):
+    data = generate(GeneratorConfig(seed=seed, stores=3, items=40, days=200, anomaly_rate=0.03))
+    split = split_lines(encode_event(e) for e in data.events)
+    accuracy = score(data.labels, [o["event_id"] for o in split.outliers], promo_sale_ids(data.events))
+    assert accuracy.precision >= 0.9 and accuracy.recall >= 0.9, accuracy
+    assert accuracy.promo_false_positive_rate <= 0.01, accuracy
+    assert split.duplicates == sum(lab.expected == "duplicate" for lab in data.labels)
+
+
+def test_quantity_spike_and_price_error(warm):
+    detector, state = warm
+    spike = detector.observe(state, sale(30, qty=80)).record
+    assert spike["outlier_code"] == "quantity_spike" and spike["baseline_quantity"] == 2
+    price = detector.observe(state, sale(31, price=1.0)).record
+    assert price["outlier_code"] == "price_deviation" and price["baseline_price"] == 10.0
+    assert detector.observe(state, sale(32, price=0.01)).record["outlier_code"] == "absurd_price"
+
+
+def test_return_and_cancellation(warm):
+    detector, state = warm
+    assert detector.observe(state, sale(40, qty=-2, order="RET-1")).route == CLEAN  # ordinary return
+    assert detector.observe(state, sale(41, qty=-80, order="RET-2")).record["outlier_code"] == "return_quantity"
+    detector.observe(state, sale(42, qty=3, order="ORD-9"))
+    assert detector.observe(state, sale(43, qty=-3, order="ORD-9")).route == CLEAN  # cancellation
+
+
+def test_campaign_lift_and_discount_are_not_outliers(warm):
+    detector, state = warm
+    assert detector.observe(state, campaign("start")).route == REFERENCE
+    assert detector.observe(state, sale(50, qty=25, price=7.0, day=6)).route == CLEAN  # 12x lift, 30 % off
+    assert detector.observe(state, sale(51, qty=400, day=6)).route == OUTLIER  # still not anything goes
+    assert detector.observe(state, campaign("end")).route == REFERENCE
+    assert detector.observe(state, sale(52, qty=25, price=7.0, day=13)).route == OUTLIER
+
+
+def test_campaign_of_another_store_does_not_apply(warm):
+    detector, state = warm
+    detector.observe(state, campaign("start", store="S002"))
+    assert detector.observe(state, sale(60, qty=25, day=6)).route == OUTLIER
+
+
+def test_duplicate_event_id_is_dropped(warm):
+    detector, state = warm
+    assert detector.observe(state, sale(70)).route == CLEAN
+    assert detector.observe(state, sale(70)).route == DUPLICATE
