@@ -72,7 +72,8 @@ WITH sales AS (SELECT DISTINCT ON (event_id) * FROM read_parquet('{glob}')
                WHERE event_time >= TIMESTAMPTZ '{start}' AND event_time < TIMESTAMPTZ '{end}'),
 weekly AS (SELECT item_id, date_trunc('week', event_time AT TIME ZONE 'UTC')::DATE AS ts,
                   greatest(sum(quantity), 0) AS demand,
-                  sum(quantity * unit_price) FILTER (WHERE quantity > 0) / sum(quantity) FILTER (WHERE quantity > 0) AS price
+                  sum(quantity * unit_price) FILTER (WHERE quantity > 0)
+                    / sum(quantity) FILTER (WHERE quantity > 0) AS price
            FROM sales GROUP BY ALL),
 firsts AS (SELECT item_id, min(ts) AS first_ts FROM weekly GROUP BY item_id),
 grid AS (SELECT item_id, unnest(generate_series(first_ts, DATE '{last}', INTERVAL 7 DAY))::DATE AS ts FROM firsts)

@@ -8,6 +8,7 @@ the Athena DDL are all derived from it; tests/unit/test_contracts.py proves they
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -68,19 +69,23 @@ class Contract:
     version: int = SCHEMA_VERSION
     const: dict[str, Any] = field(default_factory=dict)  # fields with one fixed value (event_type)
 
-    @property
+    @cached_property
     def names(self) -> list[str]:
         return [f.name for f in self.fields]
+
+    @cached_property
+    def _by_name(self) -> dict[str, Field]:
+        return {f.name: f for f in self.fields}
 
     @property
     def required(self) -> list[str]:
         return [f.name for f in self.fields if f.required]
 
     def field(self, name: str) -> Field:
-        for f in self.fields:
-            if f.name == name:
-                return f
-        raise KeyError(f"{self.name} has no field {name!r}")
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"{self.name} has no field {name!r}") from None
 
     def extend(self, name: str, extra: tuple[Field, ...], doc: str = "") -> Contract:
         """This contract plus more fields (an outlier is a sale plus why); constants are kept."""

@@ -255,7 +255,9 @@ def stub_rest(h: Harness) -> None:
     export = {
         "ForecastExportJobName": f"export_{ATTEMPT}",
         "ForecastArn": FORECAST,
-        "Destination": {"S3Config": {"Path": f"s3://demand-forecast-export/exports/{RUN_ID}/forecast/", "RoleArn": ROLE}},
+        "Destination": {
+            "S3Config": {"Path": f"s3://demand-forecast-export/exports/{RUN_ID}/forecast/", "RoleArn": ROLE}
+        },
         "Format": "CSV",
         "Tags": h.tags,
     }
