@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from pathlib import Path
 
 import typer
@@ -26,6 +27,8 @@ def main(
     port: int = typer.Option(None, help="Local moto server port (env DEMAND_LOCAL_PORT, default 4566)."),
 ) -> None:
     """Build the one Settings object from environment and flags; commands find it in ctx.obj."""
+    # Library chatter (short-history and rank warnings of the forecasting models) is not the user's business.
+    warnings.filterwarnings("ignore", module=r"statsforecast\..*")
     overrides = {"prefix": prefix, "data_root": data_root, "endpoint_url": endpoint_url, "local_port": port}
     ctx.obj = Settings(**{k: v for k, v in overrides.items() if v is not None})
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The pipeline on the local embedded runtime, as far as it is built: local stack -> generate -> push -> read back.
+# The pipeline on the local embedded runtime: local stack -> generate -> push -> read back -> Flink split ->
+# landing -> dataset build (Spark) -> forecast workflow (statsforecast) -> enrichment -> query.
 # Needs only `make setup`. Leaves the local stack running; stop it with `.venv/bin/demand local down`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +15,11 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "local stack on 127.0.0.1:$DEMAND_LOCAL_PORT (restarted, so the stream starts empty)"
 "$DEMAND" local down >/dev/null
+rm -rf "$DEMO" "$DEMAND_DATA_ROOT"/demand-*  # a demo starts from nothing: no old buckets, runs or champion
 "$DEMAND" local up
 
-step "generate a small data set into $DEMO"
-"$DEMAND" generate --out "$DEMO" --stores 2 --items 15 --days 120
+step "generate a year of sales into $DEMO (2 stores x 12 items, 1% labelled anomalies)"
+"$DEMAND" generate --out "$DEMO" --stores 2 --items 12 --days 364 --start 2023-01-02
 
 step "push it to Kinesis (sales-events)"
 "$DEMAND" push "$DEMO/events.jsonl" --rejected "$DEMO/rejected.jsonl"
@@ -26,7 +28,29 @@ step "read the stream back"
 "$DEMAND" stream read --out "$DEMO/stream.jsonl"
 echo "(duplicates are the generator's injected 'duplicate' anomalies: the same event_id sent twice, see labels.jsonl)"
 
+step "Flink outlier split on the PyFlink mini-cluster"
+"$DEMAND" flink run --input "$DEMO/stream.jsonl" --out "$DEMO/split"
+
+step "land the split as parquet (local Firehose) in the staged / analysis / rejected buckets"
+"$DEMAND" land "$DEMO/split"
+
+step "build the forecast datasets on local Spark (weekly, horizon 8)"
+"$DEMAND" glue run build-forecast-inputs --window-start 2023-01-02 --window-end 2024-01-01 --frequency W --horizon 8
+
+step "forecast workflow: import, train, accuracy gate, forecast, export, notify, enrichment"
+"$DEMAND" forecast run
+
+step "query the enriched forecasts (Athena SQL, run locally in DuckDB)"
+"$DEMAND" query --named next_period_forecast
+"$DEMAND" query --named outliers_by_code
+
 cat <<MSG
+
+Where to look:
+  events and labels:   $DEMO/events.jsonl, $DEMO/labels.jsonl
+  split outputs:       $DEMO/split/{clean,outliers,rejected,reference}/
+  buckets:             $DEMAND_DATA_ROOT/demand-*/ (staged, analysis, forecast-input, forecast-export, enriched)
+  more queries:        $DEMAND query --named list
 
 The local stack is still running on http://127.0.0.1:$DEMAND_LOCAL_PORT.
   status:  $DEMAND local status

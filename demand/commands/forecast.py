@@ -12,6 +12,7 @@ from rich.table import Table
 from forecast_orchestrator.handlers import Runtime
 from forecast_orchestrator.state_machine import asl_json
 from forecast_orchestrator.workflow import manifests, run_forecast, watch
+from streaming.local_stack import local_settings
 
 forecast_app = typer.Typer(help="Train, gate and run forecasts (the Step Functions workflow, locally).")
 
@@ -55,7 +56,7 @@ def run(
 ) -> None:
     """Run the workflow for one dataset build: import, train, accuracy gate, forecast, export, notify, then
     enrichment. Needs the AWS APIs (DynamoDB, SNS): start them with `demand local up` or set AWS_ENDPOINT_URL."""
-    settings = ctx.obj
+    settings = local_settings(ctx.obj)
     runtime = Runtime.build(settings)
     if manifest is None:
         found = manifests(runtime)
@@ -90,7 +91,7 @@ def watch_cmd(
 ) -> None:
     """Watch the forecast-input bucket and run the workflow for every new manifest (the local stand-in for
     S3 event -> EventBridge -> Step Functions). A manifest already run is skipped by its idempotency key."""
-    for key, status in watch(ctx.obj, interval, max_polls):
+    for key, status in watch(local_settings(ctx.obj), interval, max_polls):
         typer.echo(f"manifest={key} status={status}")
 
 

@@ -1,0 +1,60 @@
+"""The Amazon Forecast export layout, written by every backend through the object store.
+
+`<prefix>forecast/part-00000.csv`: `item_id,[location,]date,p10,p50,p90[,mean]` with header, the date as
+Forecast's export writes it (`yyyy-MM-ddTHH:mm:ssZ`). `<prefix>accuracy-metrics/metrics.csv` and `.json`:
+one row per backtest window and model plus the summary rows. Names are fixed, so a re-run replaces them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+
+from forecast_orchestrator.series import split_unique_id
+
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # Forecast export: 2024-01-01T00:00:00Z
+FORECAST_KEY = "forecast/part-00000.csv"
+METRICS_CSV_KEY = "accuracy-metrics/metrics.csv"
+METRICS_JSON_KEY = "accuracy-metrics/metrics.json"
+
+
+def forecast_table(forecast: pd.DataFrame, with_location: bool) -> pd.DataFrame:
+    """Long forecast frame (unique_id, ds, pNN..., [mean]) -> the export columns, sorted."""
+    quantiles = sorted((c for c in forecast.columns if c.startswith("p") and c[1:].isdigit()), key=lambda c: int(c[1:]))
+    columns = ["unique_id", "ds", *quantiles, *(["mean"] if "mean" in forecast.columns else [])]
+    out = split_unique_id(forecast[columns], with_location)
+    out = out.rename(columns={"ds": "date"})
+    out["date"] = pd.to_datetime(out["date"]).dt.strftime(DATE_FORMAT)
+    keys = ["item_id", "location"] if with_location else ["item_id"]
+    return out.sort_values([*keys, "date"]).reset_index(drop=True)
+
+
+def _clean(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def write_export(store, bucket: str, prefix: str, forecast_df: pd.DataFrame, train_result, manifest: dict) -> dict:
+    """Write forecast and accuracy metrics under bucket/prefix; returns {"forecast", "metrics_csv", "metrics_json"}."""
+    prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    table = forecast_table(forecast_df, bool(manifest.get("with_location", False)))
+    keys = {
+        "forecast": prefix + FORECAST_KEY,
+        "metrics_csv": prefix + METRICS_CSV_KEY,
+        "metrics_json": prefix + METRICS_JSON_KEY,
+    }
+    store.put(bucket, keys["forecast"], table.to_csv(index=False, float_format="%.4f").encode())
+    metrics = train_result.metrics
+    store.put(bucket, keys["metrics_csv"], metrics.to_csv(index=False).encode())
+    document = {
+        "predictor_id": train_result.predictor_id,
+        "frequency": manifest.get("frequency"),
+        "window_end": manifest.get("window_end"),
+        "horizon": manifest.get("horizon"),
+        "quantiles": [c for c in table.columns if c.startswith("p") and c[1:].isdigit()],
+        "windows": [{k: _clean(v) for k, v in row.items()} for row in metrics.to_dict(orient="records")],
+    }
+    store.put(bucket, keys["metrics_json"], json.dumps(document, indent=2).encode())
+    return keys

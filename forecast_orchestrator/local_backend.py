@@ -1,0 +1,93 @@
+"""The `statsforecast` backend as workflow steps: synchronous, artefacts in the object store.
+
+A predictor is the per-series model selection and its backtest metrics, kept under
+`predictors/<predictor_id>/` in the forecast-export bucket, so a champion kept by the accuracy gate can
+forecast a later run's data.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pandas as pd
+
+from forecast_orchestrator.backends import DONE
+from forecast_orchestrator.export import write_export
+from forecast_orchestrator.series import ForecastInputs, load_inputs
+from forecast_orchestrator.statsforecast_backend import BackendConfig, StatsForecastBackend, TrainResult
+
+
+class StatsForecastStepBackend:
+    name = "statsforecast"
+
+    def __init__(self, settings, store, config: BackendConfig | None = None):
+        self.settings = settings
+        self.store = store
+        self.bucket = settings.names.bucket("forecast-export")
+        self.model = StatsForecastBackend(config or BackendConfig(quantiles=tuple(settings.quantiles)))
+        self._inputs: dict[str, ForecastInputs] = {}
+
+    def _load(self, run: dict[str, Any]) -> ForecastInputs:
+        key = run["manifest_key"]
+        if key not in self._inputs:
+            self._inputs = {key: load_inputs(self.store, run["bucket"], key)}
+        return self._inputs[key]
+
+    def _put_frame(self, key: str, frame: pd.DataFrame) -> None:
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        self.store.put(self.bucket, key, buf.getvalue())
+
+    def _get_frame(self, key: str) -> pd.DataFrame:
+        return pd.read_parquet(io.BytesIO(self.store.get(self.bucket, key)))
+
+    def import_datasets(self, run: dict[str, Any]) -> dict[str, Any]:
+        inputs = self._load(run)
+        return {"status": DONE, "imported": {"series": int(inputs.target["unique_id"].nunique())}}
+
+    def train_predictor(self, run: dict[str, Any]) -> dict[str, Any]:
+        trained = self.model.train(self._load(run))
+        base = f"predictors/{trained.predictor_id}/"
+        self._put_frame(base + "metrics.parquet", trained.metrics)
+        self._put_frame(base + "selection.parquet", trained.selection)
+        return {"status": DONE, "predictor_id": trained.predictor_id}
+
+    def _predictor(self, predictor_id: str) -> TrainResult:
+        base = f"predictors/{predictor_id}/"
+        return TrainResult(
+            predictor_id=predictor_id,
+            metrics=self._get_frame(base + "metrics.parquet"),
+            selection=self._get_frame(base + "selection.parquet"),
+        )
+
+    def get_accuracy(self, run: dict[str, Any]) -> dict[str, Any]:
+        metrics = self._predictor(run["predictor_id"]).metrics
+        summary = metrics[(metrics["window"].astype(str) == "summary") & (metrics["model"] == "ensemble")]
+        row = summary.iloc[0]
+        keep = [c for c in metrics.columns if c not in ("window", "model")]
+        return {"status": DONE, "accuracy": {c: float(row[c]) for c in keep if pd.notna(row[c])}}
+
+    def create_forecast(self, run: dict[str, Any]) -> dict[str, Any]:
+        forecast = self.model.forecast(self._load(run), self._predictor(run["forecast_predictor"]))
+        key = f"runs/{run['run_id']}/forecast.parquet"
+        self._put_frame(key, forecast)
+        return {"status": DONE, "forecast_key": key}
+
+    def export_forecast(self, run: dict[str, Any]) -> dict[str, Any]:
+        prefix = f"exports/{run['run_id']}/"
+        keys = write_export(
+            self.store,
+            self.bucket,
+            prefix,
+            self._get_frame(run["forecast_key"]),
+            self._predictor(run["forecast_predictor"]),
+            run["manifest"],
+        )
+        return {"status": DONE, "export": {"bucket": self.bucket, "prefix": prefix, "keys": keys}}
+
+    # Synchronous: the checks are never reached, but the interface has them.
+    def check_import(self, run: dict[str, Any]) -> dict[str, Any]:
+        return {"status": DONE}
+
+    check_training = check_forecast = check_export = check_import
