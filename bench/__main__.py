@@ -16,7 +16,7 @@ BENCHES = {
     "forecast": "forecast",
     "forecast_accuracy": "forecast",
     "enrich": "enrich",
-    "query": "query",
+    "query": "enrich",
     "api": "api",
 }
 

@@ -18,8 +18,8 @@ step "local stack on 127.0.0.1:$DEMAND_LOCAL_PORT (restarted, so the stream star
 rm -rf "$DEMO" "$DEMAND_DATA_ROOT"/demand-*  # a demo starts from nothing: no old buckets, runs or champion
 "$DEMAND" local up
 
-step "generate a year of sales into $DEMO (2 stores x 12 items, 1% labelled anomalies)"
-"$DEMAND" generate --out "$DEMO" --stores 2 --items 12 --days 364 --start 2023-01-02
+step "generate two years of sales into $DEMO (2 stores x 12 items, 1% labelled anomalies)"
+"$DEMAND" generate --out "$DEMO" --stores 2 --items 12 --days 728 --start 2023-01-02
 
 step "push it to Kinesis (sales-events)"
 "$DEMAND" push "$DEMO/events.jsonl" --rejected "$DEMO/rejected.jsonl"
@@ -35,7 +35,7 @@ step "land the split as parquet (local Firehose) in the staged / analysis / reje
 "$DEMAND" land "$DEMO/split"
 
 step "build the forecast datasets on local Spark (weekly, horizon 8)"
-"$DEMAND" glue run build-forecast-inputs --window-start 2023-01-02 --window-end 2024-01-01 --frequency W --horizon 8
+"$DEMAND" glue run build-forecast-inputs --window-start 2023-01-02 --window-end 2024-12-30 --frequency W --horizon 8
 
 step "forecast workflow: import, train, accuracy gate, forecast, export, notify, enrichment"
 "$DEMAND" forecast run
