@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from factories import sale
 
 from demand.object_store import LocalObjectStore
 from demand.settings import Settings
@@ -17,21 +18,6 @@ from streaming.landing import deliver
 
 RUN_ID = "abc123"
 INPUT_BASE = "datasets/W/2024-01-22/"
-
-
-def sale(event_id, when, item, qty):
-    return {
-        "event_type": "sale",
-        "schema_version": 1,
-        "event_id": event_id,
-        "event_time": when,
-        "store_id": "s1",
-        "item_id": item,
-        "quantity": qty,
-        "unit_price": 2.0,
-        "currency": "EUR",
-        "channel": "store",
-    }
 
 
 def outlier(event_id, when, item, code):

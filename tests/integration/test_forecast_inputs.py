@@ -9,31 +9,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from factories import sale
 
 from demand.object_store import LocalObjectStore
 from demand.settings import Settings
 from glue_jobs.build_forecast_inputs import BuildRequest, DatasetError, build, dataset_prefix, main
 from glue_jobs.forecast_inputs import RunWindow
 from streaming.landing import deliver
-
-
-def sale(event_id, when, item, qty, price=2.0, order=None, store="s1"):
-    event = {
-        "event_type": "sale",
-        "schema_version": 1,
-        "event_id": event_id,
-        "event_time": when,
-        "store_id": store,
-        "item_id": item,
-        "quantity": qty,
-        "unit_price": price,
-        "currency": "EUR",
-        "channel": "web",
-    }
-    if order:
-        event["order_id"] = order
-    return event
-
 
 PRODUCT = {
     "event_type": "product",

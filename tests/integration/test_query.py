@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from factories import sale
 from typer.testing import CliRunner
 
 from demand.aws import client
@@ -15,21 +16,6 @@ from query.catalog import TABLES, write_local_catalog
 from query.engine import QueryError, run_athena, run_local
 from streaming.landing import deliver
 from streaming.layout import LANDINGS
-
-
-def sale(event_id, when, item, qty, price=2.0):
-    return {
-        "event_type": "sale",
-        "schema_version": 1,
-        "event_id": event_id,
-        "event_time": when,
-        "store_id": "s1",
-        "item_id": item,
-        "quantity": qty,
-        "unit_price": price,
-        "currency": "EUR",
-        "channel": "store",
-    }
 
 
 @pytest.fixture
