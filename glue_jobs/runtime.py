@@ -6,14 +6,11 @@ map onto the one Settings object. GlueContext is used only where the Glue runtim
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from demand.settings import Settings
-
-log = logging.getLogger("demand.glue")
 
 
 class JobArgumentError(ValueError):
