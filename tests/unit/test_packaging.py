@@ -1,0 +1,53 @@
+"""Each deployment bundle (scripts/package.sh) carries every first-party package its entry points import."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRST_PARTY = {"demand", "streaming", "flink_jobs", "glue_jobs", "forecast_orchestrator", "query"}
+
+
+def imported_packages(module: Path, seen: set[Path] | None = None) -> set[str]:
+    """First-party top-level packages a module needs, following first-party imports transitively."""
+    seen = seen if seen is not None else set()
+    if module in seen or not module.exists():
+        return set()
+    seen.add(module)
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            if name.split(".")[0] in FIRST_PARTY:
+                found.add(name.split(".")[0])
+                path = ROOT / Path(*name.split("."))
+                for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+                    found |= imported_packages(candidate, seen)
+    return found
+
+
+def bundle(name: str) -> set[str]:
+    line = next(
+        row for row in (ROOT / "scripts/package.sh").read_text().splitlines() if re.search(rf"zip_tree .*/{name}", row)
+    )
+    return set(line.split()[2:])
+
+
+@pytest.mark.parametrize(
+    ("zip_name", "entry"),
+    [
+        ("demand_pipeline.zip", "glue_jobs/build_forecast_inputs.py"),
+        ("demand_pipeline.zip", "glue_jobs/enrich_forecast.py"),
+        ("orchestrator.zip", "forecast_orchestrator/handlers.py"),
+        ("outlier-split.zip", "flink_jobs/outlier_split.py"),
+    ],
+)
+def test_bundle_carries_what_its_entry_point_imports(zip_name, entry):
+    needed = imported_packages(ROOT / entry)
+    assert needed <= bundle(zip_name), f"{zip_name} lacks {needed - bundle(zip_name)} for {entry}"
