@@ -15,6 +15,15 @@ if ! command -v java >/dev/null; then
 fi
 java_major=$(java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print v[1]}')
 [ "$java_major" = 17 ] || echo "warning: Java $java_major found; Flink 2.3 and Spark 3.5 are tested here on Java 17" >&2
+# Headless Chromium for the dashboard's browser test (Debian's package; no browser download at run time).
+if ! command -v chromium >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's chromium for the browser test" >&2
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else
+    echo "warning: no chromium; the browser test will be skipped (sudo apt-get install chromium)" >&2
+  fi
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -c requirements.lock -e ".[dev]"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_PARTY = {"demand", "streaming", "flink_jobs", "glue_jobs", "forecast_orchestrator", "query"}
+FIRST_PARTY = {"demand", "streaming", "flink_jobs", "glue_jobs", "forecast_orchestrator", "query", "api"}
 
 
 def imported_packages(module: Path, seen: set[Path] | None = None) -> set[str]:

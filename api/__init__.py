@@ -1,0 +1,1 @@
+"""The forecast API: one product's forecast (DynamoDB-cached), outliers, and the dashboard page."""

@@ -1,0 +1,93 @@
+"""The forecast API (FastAPI), built by `create_app(settings)`; `demand serve` runs it with uvicorn."""
+
+# No `from __future__ import annotations`: FastAPI resolves Annotated[..., Depends(local)] at definition time.
+import secrets
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse
+from fastapi.security import APIKeyHeader
+
+from api.cache import ForecastCache
+from api.queries import QueryLayer
+
+# Item and store ids as the contracts allow them (max 64 chars), restricted to characters ids really use.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+PAGE = Path(__file__).parent / "static" / "index.html"
+
+ItemId = Annotated[str, PathParam(pattern=ID_PATTERN, description="product id, e.g. item-001")]
+
+
+def create_app(settings, api_key: str | None = None, cache_ttl: int = 3600, query: QueryLayer | None = None) -> FastAPI:
+    """The API over the settings' query layer and DynamoDB cache table; with api_key, data routes need X-API-Key."""
+    app = FastAPI(
+        title="demand forecast API",
+        version="1",
+        description="Latest quantile forecast of a product (cached in DynamoDB), outliers and accuracy.",
+    )
+    cache = ForecastCache(settings, cache_ttl)
+    layer = query or QueryLayer(settings)
+    key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+    def check_key(given: Annotated[str | None, Depends(key_header)]) -> None:
+        if api_key and not (given and secrets.compare_digest(given.encode(), api_key.encode())):
+            raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
+
+    guarded = [Depends(check_key)]
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict:
+        return {"status": "ok", "runtime": settings.runtime, "cache_table": cache.table}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(PAGE.read_text())
+
+    @app.get("/items", dependencies=guarded, tags=["forecast"])
+    def items() -> dict:
+        """Products with a forecast in the latest run."""
+        return {"items": layer.items()}
+
+    @app.get("/items/{item_id}/forecast", dependencies=guarded, tags=["forecast"])
+    def forecast(item_id: ItemId, response: Response) -> dict:
+        """The latest run's p10/p50/p90 forecast of the product and its recent weekly demand."""
+        cached = cache.get(item_id)
+        if cached is not None:
+            response.headers["X-Cache"] = "hit"
+            return {**cached, "cache": "hit"}
+        rows = layer.forecast(item_id)
+        if not rows:
+            raise HTTPException(404, f"no forecast for item {item_id!r} in the latest run")
+        payload = {"item_id": item_id, "forecast": rows, "history": layer.history(item_id)}
+        payload["expires_at"] = cache.put(item_id, payload)
+        response.headers["X-Cache"] = "miss"
+        return {**payload, "cache": "miss"}
+
+    @app.get("/outliers", dependencies=guarded, tags=["outliers"])
+    def outliers(
+        item_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+        store_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+        code: Annotated[str | None, Query(pattern=CODE_PATTERN, description="outlier reason code")] = None,
+        since: Annotated[date | None, Query(description="only outliers on or after this day (YYYY-MM-DD)")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict:
+        """Outlier sales, newest first, with the detector's reason."""
+        filters = {"item_id": item_id, "store_id": store_id, "outlier_code": code, "since": since}
+        return {"outliers": layer.outliers(filters, limit)}
+
+    @app.get("/overview", dependencies=guarded, tags=["overview"])
+    def overview() -> dict:
+        """Accuracy of every run and outlier counts by reason code (the dashboard's overview)."""
+        return {"accuracy": layer.accuracy(), "outliers_by_code": layer.outliers_by_code()}
+
+    @app.middleware("http")
+    async def no_store(request: Request, call_next):
+        reply = await call_next(request)
+        reply.headers.setdefault("Cache-Control", "no-store")
+        return reply
+
+    return app

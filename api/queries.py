@@ -1,0 +1,94 @@
+"""The API's reads from the query layer: Athena SQL text, run in Athena (runtime aws) or DuckDB (local).
+
+User values reach SQL only after strict validation (patterns in app.py) and then as quoted literals built by
+sqlglot, never by pasting raw text.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlglot import exp
+
+from demand.aws import client
+from query.engine import run_athena, run_local
+
+NUMERIC = {"p10", "p50", "p90", "demand", "quantity", "unit_price", "outlier_score", "avg_wql", "wape", "outliers",
+           "items", "forecast_rows", "band_width"}  # fmt: skip
+
+
+def literal(value: str) -> str:
+    return exp.Literal.string(value).sql(dialect="athena")
+
+
+def _plain(column: str, value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if column in NUMERIC and isinstance(value, str):  # Athena returns every value as text
+        return float(value)
+    return value
+
+
+class QueryLayer:
+    """Runs SQL where the settings say: Athena when runtime is aws, DuckDB over the local parquet otherwise."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.db = settings.names.glue_database
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        if self.settings.runtime == "aws":
+            athena = client("athena", self.settings)
+            result = run_athena(sql, self.settings, athena, self.settings.names.athena_workgroup)
+        else:
+            result = run_local(sql, self.settings)
+        return [{k: _plain(k, v) for k, v in r.items()} for r in result.records()]
+
+    def forecast(self, item_id: str) -> list[dict[str, Any]]:
+        return self.rows(
+            f"SELECT forecast_date, location, p10, p50, p90, category, run_id, predictor_id AS predictor, backend "
+            f"FROM {self.db}.latest_forecast WHERE item_id = {literal(item_id)} ORDER BY location, forecast_date"
+        )
+
+    def history(self, item_id: str, periods: int = 52) -> list[dict[str, Any]]:
+        rows = self.rows(
+            f"SELECT date_trunc('week', event_time) AS period, sum(quantity) AS demand FROM {self.db}.sales "
+            f"WHERE item_id = {literal(item_id)} GROUP BY 1 ORDER BY 1 DESC LIMIT {int(periods)}"
+        )
+        return rows[::-1]
+
+    def items(self) -> list[dict[str, Any]]:
+        return self.rows(
+            f"SELECT item_id, max(category) AS category, max(outlier_count) AS outlier_count "
+            f"FROM {self.db}.latest_forecast GROUP BY item_id ORDER BY item_id"
+        )
+
+    def outliers(self, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        where = ["true"]
+        for column in ("item_id", "store_id", "outlier_code"):
+            if filters.get(column) is not None:
+                where.append(f"{column} = {literal(filters[column])}")
+        if filters.get("since") is not None:
+            where.append(f"event_time >= from_iso8601_timestamp({literal(filters['since'].isoformat())})")
+        return self.rows(
+            f"SELECT event_id, event_time, store_id, item_id, quantity, unit_price, outlier_score, outlier_code, "
+            f"outlier_reason FROM {self.db}.outliers WHERE {' AND '.join(where)} "
+            f"ORDER BY event_time DESC, event_id LIMIT {int(limit)}"
+        )
+
+    def accuracy(self) -> list[dict[str, Any]]:
+        return self.rows(f"SELECT * FROM {self.db}.accuracy_by_run ORDER BY run_started_at DESC")
+
+    def outliers_by_code(self) -> list[dict[str, Any]]:
+        return self.rows(
+            f"SELECT outlier_code, sum(outliers) AS outliers, count(DISTINCT item_id) AS items "
+            f"FROM {self.db}.outlier_summary GROUP BY outlier_code ORDER BY outliers DESC"
+        )
+
+    def widest_items(self, limit: int = 10) -> list[dict[str, Any]]:
+        return self.rows(
+            f"SELECT item_id, max(category) AS category, avg(p90 - p10) AS band_width, avg(p50) AS p50, "
+            f"max(outlier_count) AS outlier_count FROM {self.db}.latest_forecast "
+            f"GROUP BY item_id ORDER BY 3 DESC, item_id LIMIT {int(limit)}"
+        )

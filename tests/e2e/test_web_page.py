@@ -1,0 +1,85 @@
+"""The dashboard page in headless Chromium: served by uvicorn, pick a product, the SVG chart is drawn."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
+from test_api import build_enriched  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium (apt-get install chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def base_url(spark, moto_server, tmp_path_factory):
+    import uvicorn
+
+    from api.app import create_app
+    from demand.settings import Settings
+    from streaming.local_stack import ensure_resources
+
+    settings = Settings(
+        endpoint_url=moto_server,
+        data_root=tmp_path_factory.mktemp("web") / "root",
+        prefix=f"t{uuid.uuid4().hex[:6]}-web",
+    )
+    ensure_resources(settings)
+    build_enriched(spark, settings)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_pick_an_item_and_see_band_line_and_outliers(base_url):
+    from playwright.sync_api import sync_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(base_url + "/")
+            page.wait_for_selector("#item option[value='A']", state="attached")
+            page.wait_for_selector("#overview table")
+            assert "quantity_spike" in page.inner_text("#overview")
+            page.select_option("#item", "A")
+            page.wait_for_selector("#chart[data-item='A']")
+            assert page.locator("#chart polygon.band").count() == 1
+            assert page.locator("#chart polyline.p50").count() == 1
+            assert page.locator("#chart polyline.hist").count() == 1
+            assert page.locator("#chart circle.outlier").count() == 3  # o1, o2, o3 of item A
+            points = page.get_attribute("#chart polyline.p50", "points")
+            assert len(points.split()) == 2  # two forecast periods
+            assert "snacks" in page.inner_text("#meta") and page.inner_text("#err") == ""
+            assert errors == []
+        finally:
+            browser.close()

@@ -1,0 +1,192 @@
+"""The forecast API on real enriched data (enrich job on local Spark) with its cache in moto's DynamoDB."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from factories import sale
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from demand import aws
+from demand.object_store import LocalObjectStore
+from demand.settings import Settings
+from glue_jobs.enrich_forecast import enrich_run
+from streaming.landing import deliver
+from streaming.local_stack import ensure_resources
+
+RUN_ID = "run42"
+INPUT_BASE = "datasets/W/2024-01-22/"
+
+
+def outlier(event_id, when, item, code, store="s1"):
+    return {
+        **sale(event_id, when, item, 500, store=store),
+        "outlier_score": 12.0,
+        "outlier_code": code,
+        "outlier_reason": "quantity far above the item's usual",
+        "detector": "robust_baseline",
+        "detector_version": "1",
+    }
+
+
+def build_enriched(spark, settings: Settings) -> None:
+    """Land sales, outliers and a product, then enrich a two-item forecast export: the API's whole input."""
+    store = LocalObjectStore(settings.data_root)
+    split = settings.data_root.parent / f"split-{settings.prefix}"
+    for folder in ("clean", "outliers", "reference"):
+        (split / folder).mkdir(parents=True)
+    actuals = [
+        sale("s1", "2024-01-02T10:00:00Z", "A", 10),
+        sale("s2", "2024-01-09T10:00:00Z", "A", 6),
+        sale("s3", "2024-01-16T10:00:00Z", "A", 2),
+        sale("s4", "2024-01-17T10:00:00Z", "A", 3, store="s2"),
+        sale("s5", "2024-01-16T10:00:00Z", "B", 1),
+    ]
+    (split / "clean" / "part-0").write_text("\n".join(json.dumps(s) for s in actuals))
+    outliers = [
+        outlier("o1", "2024-01-03T10:00:00Z", "A", "quantity_spike"),
+        outlier("o2", "2024-01-10T10:00:00Z", "A", "quantity_spike", store="s2"),
+        outlier("o3", "2024-01-11T10:00:00Z", "A", "price_deviation"),
+        outlier("o4", "2024-01-12T10:00:00Z", "B", "quantity_spike"),
+    ]
+    (split / "outliers" / "part-0").write_text("\n".join(json.dumps(o) for o in outliers))
+    product = {"event_type": "product", "schema_version": 1, "event_id": "p", "event_time": "2023-01-01T00:00:00Z",
+               "item_id": "A", "category": "snacks", "brand": "Crispy", "status": "active"}  # fmt: skip
+    (split / "reference" / "part-0").write_text(json.dumps(product))
+    deliver(split, store, settings.names.buckets)
+
+    input_bucket = settings.names.bucket("forecast-input")
+    store.put(input_bucket, INPUT_BASE + "target/part-0.csv",
+              b"item_id,timestamp,demand\nA,2024-01-01,10\nA,2024-01-08,6\nA,2024-01-15,5\n"
+              b"B,2024-01-15,1\n")  # fmt: skip
+    input_manifest = {"frequency": "W", "window_start": "2024-01-01", "window_end": "2024-01-22", "horizon": 2,
+                      "with_location": False, "datasets": {"target": {"path": INPUT_BASE + "target/"}}}  # fmt: skip
+    store.put(input_bucket, INPUT_BASE + "manifest.json", json.dumps(input_manifest).encode())
+    export_bucket = settings.names.bucket("forecast-export")
+    store.put(export_bucket, f"exports/{RUN_ID}/forecast/forecast.csv",
+              b"item_id,date,p10,p50,p90\nA,2024-01-22T00:00:00Z,2,5,9\nA,2024-01-29T00:00:00Z,1,4,8\n"
+              b"B,2024-01-22T00:00:00Z,0,1,2\nB,2024-01-29T00:00:00Z,0,1,3\n")  # fmt: skip
+    export_manifest = {
+        "run_id": RUN_ID, "run_started_at": "2024-01-22T06:00:00Z", "backend": "statsforecast",
+        "predictor_id": "sf-1", "accuracy": {"avg_wQL": 0.21, "WAPE": 0.3}, "frequency": "W",
+        "input_bucket": input_bucket, "input_manifest_key": INPUT_BASE + "manifest.json",
+        "forecast_keys": [f"exports/{RUN_ID}/forecast/forecast.csv"],
+    }  # fmt: skip
+    store.put(export_bucket, f"exports/{RUN_ID}/manifest.json", json.dumps(export_manifest).encode())
+    enrich_run(spark, settings, f"exports/{RUN_ID}/manifest.json", recent_periods=2)
+
+
+@pytest.fixture(scope="module")
+def served(spark, moto_server, tmp_path_factory) -> Settings:
+    """Settings on the session's moto server (own prefix), its resources created, the enriched run written."""
+    settings = Settings(
+        endpoint_url=moto_server,
+        data_root=tmp_path_factory.mktemp("api") / "root",
+        prefix=f"t{uuid.uuid4().hex[:6]}-api",
+    )
+    ensure_resources(settings)
+    build_enriched(spark, settings)
+    return settings
+
+
+@pytest.fixture
+def client(served):
+    return TestClient(create_app(served))
+
+
+def test_forecast_is_filled_from_the_query_layer_then_served_from_dynamodb(served, client):
+    first = client.get("/items/A/forecast")
+    assert first.status_code == 200
+    body = first.json()
+    assert body["cache"] == "miss" and first.headers["X-Cache"] == "miss"
+    assert [(r["forecast_date"][:10], r["p10"], r["p50"], r["p90"]) for r in body["forecast"]] == [
+        ("2024-01-22", 2.0, 5.0, 9.0),
+        ("2024-01-29", 1.0, 4.0, 8.0),
+    ]
+    assert {(r["category"], r["run_id"], r["predictor"]) for r in body["forecast"]} == {("snacks", RUN_ID, "sf-1")}
+    # Weekly actual demand from the sales table (weeks start on Monday): 10, 6, 2 + 3.
+    assert [(r["period"][:10], r["demand"]) for r in body["history"]] == [
+        ("2024-01-01", 10.0),
+        ("2024-01-08", 6.0),
+        ("2024-01-15", 5.0),
+    ]
+
+    item = aws.client("dynamodb", served).get_item(TableName=served.names.api_cache_table, Key={"item_id": {"S": "A"}})[
+        "Item"
+    ]
+    expires_at = int(item["expires_at"]["N"])
+    assert time.time() + 3500 < expires_at <= time.time() + 3600
+    assert json.loads(item["payload"]["S"])["forecast"] == body["forecast"]
+
+    second = client.get("/items/A/forecast")
+    assert second.status_code == 200 and second.json()["cache"] == "hit" and second.headers["X-Cache"] == "hit"
+    assert second.json()["forecast"] == body["forecast"] and second.json()["history"] == body["history"]
+
+
+def test_an_expired_cache_item_is_a_miss(served):
+    client = TestClient(create_app(served, cache_ttl=1))
+    assert client.get("/items/B/forecast").json()["cache"] == "miss"
+    time.sleep(2.1)
+    assert client.get("/items/B/forecast").json()["cache"] == "miss"
+
+
+def test_unknown_item_is_404_with_a_message(client):
+    reply = client.get("/items/NOPE/forecast")
+    assert reply.status_code == 404
+    assert "NOPE" in reply.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/items/A'%20OR%201=1--/forecast",
+        "/items/%3Bdrop/forecast",
+        "/items/" + "x" * 65 + "/forecast",
+        "/outliers?limit=0",
+        "/outliers?limit=1001",
+        "/outliers?since=2024-13-45",
+        "/outliers?item_id=A'--",
+        "/outliers?code=Quantity Spike",
+    ],
+)
+def test_bad_input_is_422(client, url):
+    reply = client.get(url)
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["detail"]
+
+
+def test_outliers_filters(client):
+    every = client.get("/outliers").json()["outliers"]
+    assert [o["event_id"] for o in every] == ["o4", "o3", "o2", "o1"]
+    assert [o["event_id"] for o in client.get("/outliers?item_id=A&code=quantity_spike").json()["outliers"]] == [
+        "o2",
+        "o1",
+    ]
+    assert [o["event_id"] for o in client.get("/outliers?store_id=s2").json()["outliers"]] == ["o2"]
+    assert [o["event_id"] for o in client.get("/outliers?since=2024-01-11&limit=1").json()["outliers"]] == ["o4"]
+    assert every[0]["outlier_reason"] and every[0]["outlier_score"] == 12.0
+
+
+def test_items_overview_health_and_openapi(client):
+    assert [i["item_id"] for i in client.get("/items").json()["items"]] == ["A", "B"]
+    overview = client.get("/overview").json()
+    assert overview["accuracy"][0]["run_id"] == RUN_ID and overview["accuracy"][0]["wape"] == 0.3
+    assert {r["outlier_code"]: r["outliers"] for r in overview["outliers_by_code"]} == {
+        "quantity_spike": 3.0,
+        "price_deviation": 1.0,
+    }
+    assert client.get("/health").json()["status"] == "ok"
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/items/{item_id}/forecast", "/outliers", "/health"} <= set(paths)
+
+
+def test_api_key_when_configured(served):
+    client = TestClient(create_app(served, api_key="s3cret"))
+    assert client.get("/items/A/forecast").status_code == 401
+    assert client.get("/outliers", headers={"X-API-Key": "wrong"}).status_code == 401
+    assert client.get("/items/A/forecast", headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert client.get("/health").status_code == 200  # probes need no key
