@@ -44,6 +44,9 @@ step "query the enriched forecasts (Athena SQL, run locally in DuckDB)"
 "$DEMAND" query --named next_period_forecast
 "$DEMAND" query --named outliers_by_code
 
+step "report of the run"
+"$DEMAND" report --out "$DEMAND_DATA_ROOT/report.html"
+
 cat <<MSG
 
 Where to look:
@@ -51,6 +54,8 @@ Where to look:
   split outputs:       $DEMO/split/{clean,outliers,rejected,reference}/
   buckets:             $DEMAND_DATA_ROOT/demand-*/ (staged, analysis, forecast-input, forecast-export, enriched)
   more queries:        $DEMAND query --named list
+  report:              $DEMAND_DATA_ROOT/report.html
+  API and dashboard:   $DEMAND serve   (then open http://127.0.0.1:8000/)
 
 The local stack is still running on http://127.0.0.1:$DEMAND_LOCAL_PORT.
   status:  $DEMAND local status
