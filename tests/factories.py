@@ -20,3 +20,15 @@ def sale(event_id, when, item, qty, price=2.0, order=None, store="s1"):
     if order:
         event["order_id"] = order
     return event
+
+
+def outlier(event_id, when, item, code, store="s1"):
+    """A split output line of the OUTLIER contract (a 500-unit sale with its reason)."""
+    return {
+        **sale(event_id, when, item, 500, store=store),
+        "outlier_score": 12.0,
+        "outlier_code": code,
+        "outlier_reason": "quantity far above the item's usual",
+        "detector": "robust_baseline",
+        "detector_version": "1",
+    }

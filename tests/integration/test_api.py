@@ -7,7 +7,7 @@ import time
 import uuid
 
 import pytest
-from factories import sale
+from factories import outlier, sale
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -20,17 +20,6 @@ from streaming.local_stack import ensure_resources
 
 RUN_ID = "run42"
 INPUT_BASE = "datasets/W/2024-01-22/"
-
-
-def outlier(event_id, when, item, code, store="s1"):
-    return {
-        **sale(event_id, when, item, 500, store=store),
-        "outlier_score": 12.0,
-        "outlier_code": code,
-        "outlier_reason": "quantity far above the item's usual",
-        "detector": "robust_baseline",
-        "detector_version": "1",
-    }
 
 
 def build_enriched(spark, settings: Settings) -> None:

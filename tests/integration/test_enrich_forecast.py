@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from factories import sale
+from factories import outlier, sale
 
 from demand.object_store import LocalObjectStore
 from demand.settings import Settings
@@ -18,17 +18,6 @@ from streaming.landing import deliver
 
 RUN_ID = "abc123"
 INPUT_BASE = "datasets/W/2024-01-22/"
-
-
-def outlier(event_id, when, item, code):
-    return {
-        **sale(event_id, when, item, 500),
-        "outlier_score": 12.0,
-        "outlier_code": code,
-        "outlier_reason": "quantity far above the item's usual",
-        "detector": "robust_baseline",
-        "detector_version": "1",
-    }
 
 
 def write(store, bucket, key, text):
