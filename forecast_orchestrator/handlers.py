@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -41,8 +40,9 @@ class Runtime:
         store = object_store(settings)
         return cls(settings, store, clients, make_backend(settings, store, clients))
 
-    def table(self, name: str):
-        return self.clients("dynamodb"), name
+    @property
+    def dynamodb(self):
+        return self.clients("dynamodb")
 
     @property
     def topic_arn(self) -> str:
@@ -56,10 +56,6 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _decimal(value: Any) -> Any:
-    return json.loads(json.dumps(value), parse_float=Decimal)
-
-
 def start_run(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     """Load the manifest and claim the run by its idempotency key: re-delivery of a trigger is a no-op.
 
@@ -71,7 +67,7 @@ def start_run(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     run_id = hashlib.sha256(key.encode()).hexdigest()[:16]
     base = run["manifest_key"].rsplit("/", 1)[0] + "/"
     schemas = {name: json.loads(rt.store.get(run["bucket"], d["schema"])) for name, d in manifest["datasets"].items()}
-    dynamodb, table = rt.table(rt.settings.names.run_table)
+    dynamodb, table = rt.dynamodb, rt.settings.names.run_table
     try:
         dynamodb.put_item(
             TableName=table,
@@ -111,7 +107,7 @@ def start_run(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
 def accuracy_gate(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     """Champion/challenger: the new predictor replaces the champion only if its avg wQL and WAPE are not
     worse beyond the tolerance. The winner is recorded (with its metrics) in the champion table."""
-    dynamodb, table = rt.table(rt.settings.names.champion_table)
+    dynamodb, table = rt.dynamodb, rt.settings.names.champion_table
     challenger = {"predictor_id": run["predictor_id"], "run_id": run["run_id"], **run["accuracy"]}
     item = dynamodb.get_item(TableName=table, Key={"dataset_group": {"S": run["dataset_group"]}}, ConsistentRead=True)
     champion = json.loads(item["Item"]["record"]["S"]) if "Item" in item else None
@@ -163,7 +159,7 @@ def _finish(run: dict[str, Any], rt: Runtime, status: str) -> dict[str, Any]:
         "finished_at": _now(),
     }
     if run.get("run_id"):
-        dynamodb, table = rt.table(rt.settings.names.run_table)
+        dynamodb, table = rt.dynamodb, rt.settings.names.run_table
         dynamodb.update_item(
             TableName=table,
             Key={"run_id": {"S": run["run_id"]}},
