@@ -1,23 +1,25 @@
 """The outlier split job: raw records in; clean sales, outliers, rejected and reference events out.
 
 One job graph (`build_split`) for every runtime; only sources and sinks differ:
-- local / tests: a FileSource of JSON lines (optionally monitored) and FileSinks under <out>/{clean,...}/;
-- AWS Managed Flink: the Kinesis source and sinks, configured from the application's property groups.
+- local / tests: the filesystem table source of JSON lines (optionally monitored) and FileSinks under <out>/{clean,...}/;
+- AWS Managed Flink: the Kinesis table source and Kinesis / S3 sinks, configured from the application's property groups.
 
-Graph: source -> parse (Python; bad records to the `rejected` side output) -> event-time watermarks
-(bounded out-of-orderness) -> key by item_id -> detect (keyed ValueState with TTL holding the item's
-flink_jobs.detector.ItemState; duplicates, outliers, reference events to side outputs) -> sinks.
+Graph: source table (raw line; event time and watermarks with bounded out-of-orderness, computed in the JVM)
+-> key by item_id (read from the line in the JVM) -> parse and detect (one Python operator: bad records to
+the `rejected` side output; keyed ValueState with TTL holding the item's flink_jobs.detector.ItemState;
+duplicates, outliers, reference events to side outputs) -> sinks.
 Checkpoints are exactly-once; the FileSink commits part files on checkpoints, so a restarted job
 (execution.state-recovery.path) neither loses nor repeats output records.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import orjson
 
 from flink_jobs.detector import CLEAN, DUPLICATE, OUTLIER, Detector, DetectorConfig, ItemState, epoch_ms
 from streaming.events import Rejection, parse_record
@@ -41,45 +43,44 @@ class JobConfig:
 
 
 def _dumps(record: dict) -> str:
-    return json.dumps(record, separators=(",", ":"))
+    return orjson.dumps(record).decode()
 
 
-def build_split(env, lines, config: JobConfig, timestamped: bool = False):
-    """The job graph on a DataStream of raw text records (str, or Row(line) with event-time timestamps and
-    watermarks already set when `timestamped`); returns the output streams (JSON lines) by name."""
-    from pyflink.common import Duration, Types, WatermarkStrategy
-    from pyflink.common.watermark_strategy import TimestampAssigner
-    from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction
+# Computed in the JVM from the raw line, before any Python runs: the event time (direct events and DMS
+# envelopes; unparseable lines get epoch 0 and are rejected in Python) and the partitioning key.
+EVENT_TIME_SQL = (
+    "COALESCE(TO_TIMESTAMP(REPLACE(REPLACE(COALESCE(JSON_VALUE(line, '$.event_time'), "
+    "JSON_VALUE(line, '$.data.event_time')), 'T', ' '), 'Z', '')), TIMESTAMP '1970-01-01 00:00:00')"
+)
+ITEM_KEY_SQL = "COALESCE(JSON_VALUE(line, '$.item_id'), JSON_VALUE(line, '$.data.item_id'), '')"
+
+
+def watermark_sql(config: JobConfig) -> str:
+    """The event-time column and its watermark (bounded out-of-orderness) for a raw table's DDL."""
+    s = config.out_of_orderness_s
+    lag = f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+    return f"ts AS {EVENT_TIME_SQL},\n  WATERMARK FOR ts AS ts - INTERVAL '{lag}' HOUR TO SECOND"
+
+
+def build_split(tenv, config: JobConfig, raw: str = "raw_events"):
+    """The job graph on the table `raw` (line, shard_id, sequence_number; event time `ts` with watermarks);
+    returns the output streams (JSON lines) by name.
+
+    The JVM computes each line's item key and partitions by it; one Python operator then parses, validates
+    and judges the line with the item's keyed state. (A Python key selector would add a second Python
+    operator and a second JVM<->Python crossing per record: the job was ~1.3x slower that way.) Lines
+    whose key the JVM cannot read (not JSON, no item_id) share the key '' and are rejected by the parser.
+    """
+    from pyflink.common import Types
+    from pyflink.datastream import KeyedProcessFunction, OutputTag
+    from pyflink.datastream.data_stream import KeyedStream
     from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+    from pyflink.java_gateway import get_gateway
 
     tags = {name: OutputTag(name, Types.STRING()) for name in ("outliers", "rejected", "reference", "duplicates")}
     source_name = config.source_name
     detector_config = DetectorConfig(dedup_ttl_ms=int(config.dedup_ttl_hours * 3_600_000))
     state_ttl_ms = int(config.state_ttl_days * 86_400_000)
-
-    class Parse(ProcessFunction):
-        def process_element(self, value, ctx):
-            if not isinstance(value, str | bytes):
-                value = value[0]
-            raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
-            event = parse_record(raw)
-            if isinstance(event, Rejection):
-                yield tags["rejected"], _dumps(event.to_record(source_name))
-                return
-            yield event["item_id"], epoch_ms(event["event_time"]), event
-
-    class EventTime(TimestampAssigner):
-        """Event time from the raw line without parsing it (a string search): bad lines get the last good
-        time so they never hold back or jump the watermark; they are rejected downstream anyway."""
-
-        last = 0
-
-        def extract_timestamp(self, value, record_timestamp):
-            at = value.find('"event_time":"')
-            if at >= 0:
-                with contextlib.suppress(ValueError):
-                    EventTime.last = epoch_ms(value[at + 14 : value.index('"', at + 14)])
-            return EventTime.last
 
     class Detect(KeyedProcessFunction):
         def open(self, runtime_context):
@@ -96,9 +97,13 @@ def build_split(env, lines, config: JobConfig, timestamped: bool = False):
             self.detector = Detector(detector_config)
 
         def process_element(self, value, ctx):
-            _, at, event = value
+            line, shard_id, sequence_number = value
+            event = parse_record(line.encode("utf-8", "surrogateescape"))
+            if isinstance(event, Rejection):
+                yield tags["rejected"], _dumps(event.to_record(source_name, shard_id, sequence_number))
+                return
             state = self.item.value() or ItemState()
-            verdict = self.detector.observe(state, event, at)
+            verdict = self.detector.observe(state, event, epoch_ms(event["event_time"]))
             self.item.update(state)
             if verdict.route == CLEAN:
                 yield _dumps(verdict.record)
@@ -108,24 +113,24 @@ def build_split(env, lines, config: JobConfig, timestamped: bool = False):
                 yield tags["outliers" if verdict.route == OUTLIER else "reference"], _dumps(verdict.record)
 
     # PyFlink: a process function yields (OutputTag, value) for a side output.
-    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
-        Duration.of_seconds(config.out_of_orderness_s)
-    ).with_timestamp_assigner(EventTime())
-    parsed = (
-        (lines if timestamped else lines.assign_timestamps_and_watermarks(watermarks))
-        .process(Parse(), output_type=Types.PICKLED_BYTE_ARRAY())
-        .name("parse")
+    line_type = Types.ROW([Types.STRING(), Types.STRING(), Types.STRING()])
+    keyed_lines = tenv.to_append_stream(
+        tenv.sql_query(f"SELECT {ITEM_KEY_SQL}, ROW(line, shard_id, sequence_number) FROM {raw}"),
+        Types.ROW([Types.STRING(), line_type]),
     )
-    rejected = parsed.get_side_output(tags["rejected"])
+    # key_by on field 0 in the JVM: the same KeyByKeySelector PyFlink's own key_by() uses after its Python map.
+    java_keyed = keyed_lines._j_data_stream.keyBy(
+        get_gateway().jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info()
+    )
     detected = (
-        parsed.key_by(lambda t: t[0], key_type=Types.STRING())
+        KeyedStream(java_keyed, line_type, keyed_lines)
         .process(Detect(), output_type=Types.STRING())
-        .name("detect")
+        .name("parse-and-detect")
     )
     return {
         "clean": detected,
         "outliers": detected.get_side_output(tags["outliers"]),
-        "rejected": rejected,
+        "rejected": detected.get_side_output(tags["rejected"]),
         "reference": detected.get_side_output(tags["reference"]),
         "duplicates": detected.get_side_output(tags["duplicates"]),
     }
@@ -157,10 +162,19 @@ def file_job(input_path: str, out: str, config: JobConfig, follow: bool = False)
     <out>/<output>/ out. Returns the environment, ready to execute."""
     from pyflink.common.serialization import Encoder
     from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, OutputFileConfig, RollingPolicy
+    from pyflink.table import StreamTableEnvironment
 
     env = environment(config)
-    lines = _table_source(env, str(Path(input_path).resolve()), config, follow)
-    for name, stream in build_split(env, lines, config, timestamped=True).items():
+    tenv = StreamTableEnvironment.create(env)
+    monitor = ", 'source.monitor-interval' = '1 s'" if follow else ""
+    tenv.execute_sql(f"""
+    CREATE TEMPORARY TABLE raw_files (
+      line STRING,
+      {watermark_sql(config)}
+    ) WITH ('connector' = 'filesystem', 'path' = '{Path(input_path).resolve()}', 'format' = 'raw'{monitor})""")
+    tenv.execute_sql("""CREATE TEMPORARY VIEW raw_events AS
+    SELECT line, CAST(NULL AS STRING) AS shard_id, CAST(NULL AS STRING) AS sequence_number, ts FROM raw_files""")
+    for name, stream in build_split(tenv, config).items():
         sink = (
             FileSink.for_row_format(str(Path(out).resolve() / name), Encoder.simple_string_encoder())
             .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
@@ -172,26 +186,6 @@ def file_job(input_path: str, out: str, config: JobConfig, follow: bool = False)
         )
         stream.sink_to(sink).name(f"{name}-sink")
     return env
-
-
-def _table_source(env, path: str, config: JobConfig, follow: bool):
-    """The file source as a table: event time and watermarks are computed in the JVM (JSON_VALUE), which
-    made the job ~1.8x faster than a Python TimestampAssigner. Unparseable lines get epoch 0 and go on
-    to be rejected by the Python parser."""
-    from pyflink.table import StreamTableEnvironment
-
-    tenv = StreamTableEnvironment.create(env)
-    monitor = ", 'source.monitor-interval' = '1 s'" if follow else ""
-    s = config.out_of_orderness_s
-    lag = f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-    tenv.execute_sql(f"""
-    CREATE TEMPORARY TABLE raw_events (
-      line STRING,
-      ts AS COALESCE(TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(line, '$.event_time'), 'T', ' '), 'Z', '')),
-                     TIMESTAMP '1970-01-01 00:00:00'),
-      WATERMARK FOR ts AS ts - INTERVAL '{lag}' HOUR TO SECOND
-    ) WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'raw'{monitor})""")
-    return tenv.to_data_stream(tenv.sql_query("SELECT line FROM raw_events"))
 
 
 def read_outputs(out: str | Path, name: str) -> list[str]:
@@ -255,10 +249,12 @@ def read_properties(path: str = APPLICATION_PROPERTIES) -> dict[str, dict[str, s
 
 
 def aws_job(props: dict[str, str]):  # pragma: no cover - needs the Kinesis connector jar (RUN_OPTIONS["jarfile"])
-    """Kinesis in, Kinesis (clean, outliers) and S3 file sinks (rejected, reference) out; same graph."""
+    """Kinesis in (the SQL connector, so rejected records carry their shard and sequence number), Kinesis
+    (clean, outliers) and S3 file sinks (rejected, reference) out; same graph."""
     from pyflink.common.serialization import Encoder, SimpleStringSchema
     from pyflink.datastream.connectors.file_system import FileSink, RollingPolicy
-    from pyflink.datastream.connectors.kinesis import FlinkKinesisConsumer, KinesisStreamsSink, PartitionKeyGenerator
+    from pyflink.datastream.connectors.kinesis import KinesisStreamsSink, PartitionKeyGenerator
+    from pyflink.table import StreamTableEnvironment
 
     config = JobConfig(
         out_of_orderness_s=int(props.get("out_of_orderness.seconds", 300)),
@@ -267,11 +263,17 @@ def aws_job(props: dict[str, str]):  # pragma: no cover - needs the Kinesis conn
         source_name=props["input.stream"],
     )
     env = environment(config)
+    tenv = StreamTableEnvironment.create(env)
     region = {"aws.region": props["aws.region"]}
-    position = {**region, "flink.stream.initpos": "LATEST"}
-    consumer = FlinkKinesisConsumer(props["input.stream"], SimpleStringSchema(), position)
-    lines = env.add_source(consumer, "sales-events")
-    streams = build_split(env, lines, config)
+    tenv.execute_sql(f"""
+    CREATE TEMPORARY TABLE raw_events (
+      line STRING,
+      shard_id VARCHAR(128) METADATA FROM 'shard-id' VIRTUAL,
+      sequence_number VARCHAR(128) METADATA FROM 'sequence-number' VIRTUAL,
+      {watermark_sql(config)}
+    ) WITH ('connector' = 'kinesis', 'stream' = '{props["input.stream"]}', 'aws.region' = '{props["aws.region"]}',
+            'scan.stream.initpos' = 'LATEST', 'format' = 'raw')""")
+    streams = build_split(tenv, config)
     for name, stream_key in (("clean", "clean.stream"), ("outliers", "outliers.stream")):
         sink = (
             KinesisStreamsSink.builder()

@@ -11,9 +11,12 @@ import json
 import math
 import re
 import reprlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from streaming.contracts import EVENTS, Contract, Field
 
@@ -79,40 +82,78 @@ def format_time(ts: datetime) -> str:
     return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t:%H:%M:%S}.{t.microsecond // 1000:03d}Z"
 
 
+# The wire format itself: parse_time only has to check the calendar (day 31 of April) and can return it as is.
+_WIRE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", re.ASCII)
+
+
 def parse_time(value: Any, field: str) -> str:
     """An RFC 3339 date-time with a zone -> the wire format (UTC, milliseconds, 'Z'), or EventError."""
     if not isinstance(value, str) or not _RFC3339.fullmatch(value):
         raise EventError("bad_timestamp", f"{field}={show(value)} is not an ISO-8601 date-time with a UTC offset")
     try:
         ts = datetime.fromisoformat(value.upper())
-        return format_time(ts)
+        return value if _WIRE.fullmatch(value) else format_time(ts)
     except (ValueError, OverflowError) as exc:  # day 31 of April; 0001-01-01T00:00:00+01:00 is before year 1 UTC
         raise EventError("bad_timestamp", f"{field}={show(value)}: {exc}") from None
 
 
-def _check_field(contract: Contract, name: str, value: Any) -> Any:
-    """One field against its spec (the same rules json_schema() writes down); the normalised value."""
-    spec = contract.field(name)
-    where = f"{contract.name}.{name}"
+Check = Callable[[Any], Any]
+
+
+def _field_check(contract: Contract, spec: Field) -> Check:
+    """One field's rules (the same ones json_schema() writes down) as a function: value -> normalised value,
+    or EventError. Built once per field: validation runs once per event in the Flink job."""
+    where = f"{contract.name}.{spec.name}"
     kind = spec.type
+    check: Check
     if kind == "string":
-        if not isinstance(value, str):
-            raise EventError("bad_type", f"{where}={show(value)} must be a string")
-        if spec.max_length is not None and len(value) > spec.max_length:
-            raise EventError("too_long", f"{where} is {len(value)} chars, at most {spec.max_length}")
-        if spec.min_length is not None and len(value) < spec.min_length:
-            raise EventError("bad_value", f"{where} must have at least {spec.min_length} char(s)")
-        if spec.pattern is not None and not re.search(spec.pattern, value):
-            raise EventError("bad_value", f"{where}={show(value)} must match {spec.pattern}")
+        pattern = re.compile(spec.pattern) if spec.pattern is not None else None
+        longest, shortest = spec.max_length, spec.min_length
+
+        def check(value: Any) -> Any:
+            if not isinstance(value, str):
+                raise EventError("bad_type", f"{where}={show(value)} must be a string")
+            if longest is not None and len(value) > longest:
+                raise EventError("too_long", f"{where} is {len(value)} chars, at most {longest}")
+            if shortest is not None and len(value) < shortest:
+                raise EventError("bad_value", f"{where} must have at least {shortest} char(s)")
+            if pattern is not None and not pattern.search(value):
+                raise EventError("bad_value", f"{where}={show(value)} must match {spec.pattern}")
+            return value
+
     elif kind == "timestamp":
-        value = parse_time(value, where)
+
+        def check(value: Any) -> Any:
+            return parse_time(value, where)
+
     elif kind in ("double", "long"):
-        value = _check_number(spec, where, value)
-    elif kind == "boolean" and not isinstance(value, bool):
-        raise EventError("bad_type", f"{where}={show(value)} must be true or false")
-    if spec.enum is not None and value not in spec.enum:
-        raise EventError("bad_value", f"{where}={show(value)} must be one of {', '.join(spec.enum)}")
-    return value
+
+        def check(value: Any) -> Any:
+            return _check_number(spec, where, value)
+
+    elif kind == "boolean":
+
+        def check(value: Any) -> Any:
+            if not isinstance(value, bool):
+                raise EventError("bad_type", f"{where}={show(value)} must be true or false")
+            return value
+
+    else:
+
+        def check(value: Any) -> Any:
+            return value
+
+    if spec.enum is None:
+        return check
+    enum, base = spec.enum, check
+
+    def check_enum(value: Any) -> Any:
+        value = base(value)
+        if value not in enum:
+            raise EventError("bad_value", f"{where}={show(value)} must be one of {', '.join(enum)}")
+        return value
+
+    return check_enum
 
 
 def _check_number(spec: Field, where: str, value: Any) -> float | int:
@@ -133,6 +174,17 @@ def _check_number(spec: Field, where: str, value: Any) -> float | int:
     return int(value) if spec.type == "long" else float(value)
 
 
+# event_type -> (the contract, its field names, (name, required, check) per field)
+_VALIDATORS = {
+    event_type: (
+        contract,
+        frozenset(contract.names),
+        tuple((f.name, f.required, _field_check(contract, f)) for f in contract.fields),
+    )
+    for event_type, contract in EVENTS.items()
+}
+
+
 def validate_event(obj: Any) -> dict[str, Any]:
     """Return the normalised event (timestamps in UTC wire format, numbers as float), or raise EventError.
 
@@ -143,21 +195,22 @@ def validate_event(obj: Any) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise EventError("not_an_object", f"an event must be a JSON object, got {type(obj).__name__}")
     event_type = obj.get("event_type")
-    contract = EVENTS.get(event_type) if isinstance(event_type, str) else None
-    if contract is None:
+    validator = _VALIDATORS.get(event_type) if isinstance(event_type, str) else None
+    if validator is None:
         raise EventError("unknown_event_type", f"event_type={show(event_type)} must be one of {', '.join(EVENTS)}")
-    unknown = [k for k in obj if k not in contract.names]
+    contract, names, checks = validator
+    unknown = [k for k in obj if k not in names]
     if unknown:
         raise EventError("unexpected_field", f"{contract.name} has no field(s) {show(unknown)}")
     event: dict[str, Any] = {}
-    for spec in contract.fields:
-        value = obj.get(spec.name)
+    for name, required, check in checks:
+        value = obj.get(name)
         if value is None:
-            if spec.required:
-                raise EventError("missing_field", f"{contract.name}.{spec.name} is required")
-            event[spec.name] = None
+            if required:
+                raise EventError("missing_field", f"{contract.name}.{name} is required")
+            event[name] = None
             continue
-        event[spec.name] = _check_field(contract, spec.name, value)
+        event[name] = check(value)
     if contract.name == "campaign" and event["ends_at"] <= event["starts_at"]:
         raise EventError(
             "bad_value",
@@ -172,13 +225,16 @@ def parse_record(raw: bytes) -> dict[str, Any] | Rejection:
     from streaming.dms import decode_dms, is_dms_envelope
 
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejection("not_utf8", f"record is not UTF-8 text: {exc}", raw)
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer over 4300 digits
-        return Rejection("invalid_json", f"record is not JSON: {exc}", raw)
+        obj = orjson.loads(raw)  # ~2x faster; what it refuses, the standard library decides (and explains)
+    except orjson.JSONDecodeError:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Rejection("not_utf8", f"record is not UTF-8 text: {exc}", raw)
+        try:
+            obj = json.loads(text)  # NaN, 1e400 and lone surrogates parse here; validation rejects them
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer over 4300 digits
+            return Rejection("invalid_json", f"record is not JSON: {exc}", raw)
     try:
         if is_dms_envelope(obj):
             obj = decode_dms(obj)
