@@ -1,8 +1,10 @@
 """The outlier split job: raw records in; clean sales, outliers, rejected and reference events out.
 
 One job graph (`build_split`) for every runtime; only sources and sinks differ:
-- local / tests: the filesystem table source of JSON lines (optionally monitored) and FileSinks under <out>/{clean,...}/;
-- AWS Managed Flink: the Kinesis table source and Kinesis / S3 sinks, configured from the application's property groups.
+- local / tests: the filesystem table source of JSON lines (optionally monitored) and FileSinks under
+  <out>/{clean,...}/;
+- AWS Managed Flink: the Kinesis table source and Kinesis / S3 sinks, configured from the application's
+  property groups.
 
 Graph: source table (raw line; event time and watermarks with bounded out-of-orderness, computed in the JVM)
 -> key by item_id (read from the line in the JVM) -> parse and detect (one Python operator: bad records to
@@ -249,8 +251,10 @@ def read_properties(path: str = APPLICATION_PROPERTIES) -> dict[str, dict[str, s
 
 
 def aws_job(props: dict[str, str]):  # pragma: no cover - needs the Kinesis connector jar (RUN_OPTIONS["jarfile"])
-    """Kinesis in (the SQL connector, so rejected records carry their shard and sequence number), Kinesis
-    (clean, outliers) and S3 file sinks (rejected, reference) out; same graph."""
+    """Kinesis in, Kinesis (clean, outliers) and S3 file sinks (rejected, reference) out; same graph.
+
+    The source is the SQL connector's `kinesis-legacy` table (flink-sql-connector-kinesis 5.x+): of the
+    two, only it exposes the shard-id / sequence-number metadata that rejected records carry."""
     from pyflink.common.serialization import Encoder, SimpleStringSchema
     from pyflink.datastream.connectors.file_system import FileSink, RollingPolicy
     from pyflink.datastream.connectors.kinesis import KinesisStreamsSink, PartitionKeyGenerator
@@ -271,8 +275,8 @@ def aws_job(props: dict[str, str]):  # pragma: no cover - needs the Kinesis conn
       shard_id VARCHAR(128) METADATA FROM 'shard-id' VIRTUAL,
       sequence_number VARCHAR(128) METADATA FROM 'sequence-number' VIRTUAL,
       {watermark_sql(config)}
-    ) WITH ('connector' = 'kinesis', 'stream' = '{props["input.stream"]}', 'aws.region' = '{props["aws.region"]}',
-            'scan.stream.initpos' = 'LATEST', 'format' = 'raw')""")
+    ) WITH ('connector' = 'kinesis-legacy', 'stream' = '{props["input.stream"]}',
+            'aws.region' = '{props["aws.region"]}', 'scan.stream.initpos' = 'LATEST', 'format' = 'raw')""")
     streams = build_split(tenv, config)
     for name, stream_key in (("clean", "clean.stream"), ("outliers", "outliers.stream")):
         sink = (
