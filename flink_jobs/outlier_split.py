@@ -48,13 +48,16 @@ def _dumps(record: dict) -> str:
     return orjson.dumps(record).decode()
 
 
-# Computed in the JVM from the raw line, before any Python runs: the event time (direct events and DMS
-# envelopes; unparseable lines get epoch 0 and are rejected in Python) and the partitioning key.
+# Computed in the JVM from the raw record (BYTES: the parser sees what arrived and can tell non-UTF-8
+# from bad JSON), before any Python runs: the event time (direct events and DMS envelopes; unparseable
+# records get epoch 0 and are rejected in Python) and the partitioning key.
 EVENT_TIME_SQL = (
-    "COALESCE(TO_TIMESTAMP(REPLACE(REPLACE(COALESCE(JSON_VALUE(line, '$.event_time'), "
-    "JSON_VALUE(line, '$.data.event_time')), 'T', ' '), 'Z', '')), TIMESTAMP '1970-01-01 00:00:00')"
+    "COALESCE(TO_TIMESTAMP(REPLACE(REPLACE(COALESCE(JSON_VALUE(CAST(line AS STRING), '$.event_time'), "
+    "JSON_VALUE(CAST(line AS STRING), '$.data.event_time')), 'T', ' '), 'Z', '')), TIMESTAMP '1970-01-01 00:00:00')"
 )
-ITEM_KEY_SQL = "COALESCE(JSON_VALUE(line, '$.item_id'), JSON_VALUE(line, '$.data.item_id'), '')"
+ITEM_KEY_SQL = (
+    "COALESCE(JSON_VALUE(CAST(line AS STRING), '$.item_id'), JSON_VALUE(CAST(line AS STRING), '$.data.item_id'), '')"
+)
 
 
 def watermark_sql(config: JobConfig) -> str:
@@ -65,7 +68,7 @@ def watermark_sql(config: JobConfig) -> str:
 
 
 def build_split(tenv, config: JobConfig, raw: str = "raw_events"):
-    """The job graph on the table `raw` (line, shard_id, sequence_number; event time `ts` with watermarks);
+    """The job graph on the table `raw` (line BYTES, shard_id, sequence_number; event time `ts` with watermarks);
     returns the output streams (JSON lines) by name.
 
     The JVM computes each line's item key and partitions by it; one Python operator then parses, validates
@@ -100,7 +103,7 @@ def build_split(tenv, config: JobConfig, raw: str = "raw_events"):
 
         def process_element(self, value, ctx):
             line, shard_id, sequence_number = value
-            event = parse_record(line.encode("utf-8", "surrogateescape"))
+            event = parse_record(line)
             if isinstance(event, Rejection):
                 yield tags["rejected"], _dumps(event.to_record(source_name, shard_id, sequence_number))
                 return
@@ -115,7 +118,7 @@ def build_split(tenv, config: JobConfig, raw: str = "raw_events"):
                 yield tags["outliers" if verdict.route == OUTLIER else "reference"], _dumps(verdict.record)
 
     # PyFlink: a process function yields (OutputTag, value) for a side output.
-    line_type = Types.ROW([Types.STRING(), Types.STRING(), Types.STRING()])
+    line_type = Types.ROW([Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING(), Types.STRING()])
     keyed_lines = tenv.to_append_stream(
         tenv.sql_query(f"SELECT {ITEM_KEY_SQL}, ROW(line, shard_id, sequence_number) FROM {raw}"),
         Types.ROW([Types.STRING(), line_type]),
@@ -171,7 +174,7 @@ def file_job(input_path: str, out: str, config: JobConfig, follow: bool = False)
     monitor = ", 'source.monitor-interval' = '1 s'" if follow else ""
     tenv.execute_sql(f"""
     CREATE TEMPORARY TABLE raw_files (
-      line STRING,
+      line BYTES,
       {watermark_sql(config)}
     ) WITH ('connector' = 'filesystem', 'path' = '{Path(input_path).resolve()}', 'format' = 'raw'{monitor})""")
     tenv.execute_sql("""CREATE TEMPORARY VIEW raw_events AS
@@ -271,7 +274,7 @@ def aws_job(props: dict[str, str]):  # pragma: no cover - needs the Kinesis conn
     region = {"aws.region": props["aws.region"]}
     tenv.execute_sql(f"""
     CREATE TEMPORARY TABLE raw_events (
-      line STRING,
+      line BYTES,
       shard_id VARCHAR(128) METADATA FROM 'shard-id' VIRTUAL,
       sequence_number VARCHAR(128) METADATA FROM 'sequence-number' VIRTUAL,
       {watermark_sql(config)}

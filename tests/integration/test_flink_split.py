@@ -5,6 +5,7 @@ One Flink run serves most tests of this module (a run costs ~20 s of cluster sta
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from streaming.generator import GeneratorConfig, generate, write_dataset
 
 BAD_LINES = [
     b"garbage{",
+    b'{"event_type": "sale", "event_id": "\xff\xfe"}',
     b'{"event_type": "sale", "event_id": "x1"}',
     b'{"event_type": "refund", "schema_version": 1}',
     json.dumps(
@@ -89,7 +91,9 @@ def test_bad_input_is_rejected_with_a_reason(run):
     rejected = [json.loads(line) for line in read_outputs(out, "rejected")]
     assert counts["rejected"] == len(BAD_LINES)
     codes = {r["error_code"] for r in rejected}
-    assert codes == {"invalid_json", "missing_field", "unknown_event_type", "dms_control_record"}
+    assert codes == {"invalid_json", "not_utf8", "missing_field", "unknown_event_type", "dms_control_record"}
+    (not_utf8,) = (r for r in rejected if r["error_code"] == "not_utf8")  # kept byte for byte
+    assert not_utf8["raw_encoding"] == "base64" and base64.b64decode(not_utf8["raw"]) == BAD_LINES[1]
     assert all(r["error"] and r["source"].endswith("input.jsonl") for r in rejected)
 
 
