@@ -147,3 +147,23 @@ def test_restart_from_checkpoint_loses_and_repeats_nothing(data, tmp_path):
     assert set(clean) == {s["event_id"] for s in expected.clean}
     assert set(outliers) == {o["event_id"] for o in expected.outliers}
     assert count_outputs(out)["duplicates"] == expected.duplicates
+
+
+@pytest.mark.slow
+def test_parallel_run_partitions_by_item_and_gives_the_same_split(data, tmp_path):
+    """Two parallel detector instances: each item's state lives on one of them, so the split is the same."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(encode_event(e) for e in data.events[:8000]) + b"\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["flink", "run", "--input", str(events), "--out", str(out), "--parallelism", "2", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = split_lines(encode_event(e) for e in data.events[:8000])
+    assert counts["accounted"] == counts["input"] == 8000
+    assert {json.loads(line)["event_id"] for line in read_outputs(out, "outliers")} == {
+        o["event_id"] for o in expected.outliers
+    }
+    assert counts["duplicates"] == expected.duplicates
+    assert len(list((out / "clean").glob("part*"))) >= 2  # both instances wrote
