@@ -56,14 +56,14 @@ def create_app(settings, api_key: str | None = None, cache_ttl: int = 3600, quer
     def forecast(item_id: ItemId, response: Response) -> dict:
         """The latest run's p10/p50/p90 forecast of the product and its recent weekly demand."""
         cached = cache.get(item_id)
-        if cached is not None:
+        if cached.payload is not None:
             response.headers["X-Cache"] = "hit"
-            return {**cached, "cache": "hit"}
+            return {**cached.payload, "cache": "hit"}
         rows = layer.forecast(item_id)
         if not rows:
             raise HTTPException(404, f"no forecast for item {item_id!r} in the latest run")
         payload = {"item_id": item_id, "forecast": rows, "history": layer.history(item_id)}
-        payload["expires_at"] = cache.put(item_id, payload)
+        payload["expires_at"] = cache.put(item_id, payload, cached.generation)
         response.headers["X-Cache"] = "miss"
         return {**payload, "cache": "miss"}
 

@@ -1,14 +1,49 @@
 """The DynamoDB forecast cache: one item per product, its JSON payload and an `expires_at` TTL (epoch seconds).
 
 DynamoDB deletes expired items lazily (up to days later, per the TTL docs), so a read checks `expires_at` too.
+
+A new enriched run must be served at once, not after the TTL: enrich_forecast calls `record_enriched_run` once
+the run's forecasts are written, which bumps a `generation` counter on one reserved item of the same table.
+Every entry stores the generation it was built under, and a read fetches entry and counter in one
+BatchGetItem: an entry from an older generation is a miss. Because the counter moves only after the data is
+written, an entry can at worst be labelled older than its data (one extra miss), never newer.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from demand import aws
+
+# Not a valid item id (ids start with a letter or digit, see api.app.ID_PATTERN): never a product's entry.
+LATEST_RUN_KEY = "#latest-enriched-run"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A cache read: the payload on a hit (else None) and the enrichment generation current at the read."""
+
+    payload: dict | None
+    generation: int | None  # None: unknown (DynamoDB left a key unprocessed); such a miss is not cached
+
+
+def record_enriched_run(settings, run_id: str) -> int:
+    """Make every cached forecast built before this run a miss; returns the new generation."""
+    reply = aws.client("dynamodb", settings).update_item(
+        TableName=settings.names.api_cache_table,
+        Key={"item_id": {"S": LATEST_RUN_KEY}},
+        UpdateExpression="ADD generation :one SET run_id = :run, recorded_at = :now",
+        ExpressionAttributeValues={
+            ":one": {"N": "1"},
+            ":run": {"S": run_id},
+            ":now": {"S": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
+        },
+        ReturnValues="UPDATED_NEW",
+    )
+    return int(reply["Attributes"]["generation"]["N"])
 
 
 class ForecastCache:
@@ -17,13 +52,27 @@ class ForecastCache:
         self.ttl_seconds = ttl_seconds
         self._dynamodb = aws.client("dynamodb", settings)
 
-    def get(self, item_id: str) -> dict | None:
-        item = self._dynamodb.get_item(TableName=self.table, Key={"item_id": {"S": item_id}}).get("Item")
-        if not item or int(item["expires_at"]["N"]) <= time.time():
-            return None
-        return json.loads(item["payload"]["S"])
+    def get(self, item_id: str) -> Lookup:
+        keys = [{"item_id": {"S": item_id}}, {"item_id": {"S": LATEST_RUN_KEY}}]
+        reply = self._dynamodb.batch_get_item(RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}})
+        if reply.get("UnprocessedKeys"):  # throttled: without both items there is nothing to trust
+            return Lookup(None, None)
+        found = {i["item_id"]["S"]: i for i in reply["Responses"].get(self.table, [])}
+        generation = int(found[LATEST_RUN_KEY]["generation"]["N"]) if LATEST_RUN_KEY in found else 0
+        entry = found.get(item_id)
+        if (
+            not entry
+            or int(entry["expires_at"]["N"]) <= time.time()
+            or int(entry.get("generation", {"N": "-1"})["N"]) != generation
+        ):
+            return Lookup(None, generation)
+        return Lookup(json.loads(entry["payload"]["S"]), generation)
 
-    def put(self, item_id: str, payload: dict) -> int:
+    def put(self, item_id: str, payload: dict, generation: int | None) -> int | None:
+        """Store the payload built under `generation` (from the get before it); returns its expiry, or None
+        when the generation is unknown and nothing was stored."""
+        if generation is None:
+            return None
         expires_at = int(time.time()) + self.ttl_seconds
         self._dynamodb.put_item(
             TableName=self.table,
@@ -31,6 +80,7 @@ class ForecastCache:
                 "item_id": {"S": item_id},
                 "payload": {"S": json.dumps(payload, default=str)},
                 "expires_at": {"N": str(expires_at)},
+                "generation": {"N": str(generation)},
             },
         )
         return expires_at

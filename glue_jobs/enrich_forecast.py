@@ -7,7 +7,8 @@ Runs unchanged on Glue 5.0 and local PySpark:
 The export manifest (written last by the forecast workflow) names the run, its predictor and accuracy, the
 forecast files and the input manifest. Output: `forecasts/run_date=<d>/run=<run_id>/` in the enriched
 bucket, replaced as a whole on a re-run (idempotent per run); the table and partition are registered in
-the Glue Data Catalog on AWS, in `<data_root>/glue-catalog.json` locally.
+the Glue Data Catalog on AWS, in `<data_root>/glue-catalog.json` locally. Then the job tells the API's
+DynamoDB cache that a run was enriched (api.cache.record_enriched_run), so the API serves it at once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
+from api.cache import record_enriched_run
 from demand.object_store import ObjectStore, object_store
 from demand.settings import Settings
 from glue_jobs import enrichment
@@ -66,6 +68,8 @@ def _csv(spark, store: ObjectStore, bucket: str, keys: list[str]):
 
 
 def enrich_run(spark, settings: Settings, export_key: str, recent_periods: int = 8) -> dict[str, Any]:
+    """Write and register one run's enriched forecasts; the caller then calls record_enriched_run (as main
+    does) when an API cache is to serve them (tests and benchmarks of the join alone have no DynamoDB)."""
     store = object_store(settings)
     bucket, key = _split_key(export_key, settings)
     try:
@@ -134,6 +138,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     if job is not None:
         job.init(args["JOB_NAME"], args)
     result = enrich_run(spark, settings, args["export_key"], int(args["recent_periods"]))
+    result["api_cache_generation"] = record_enriched_run(settings, result["run_id"])
     if job is not None:
         job.commit()
     return result

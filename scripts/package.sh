@@ -67,7 +67,7 @@ for script in glue_jobs/build_forecast_inputs.py glue_jobs/enrich_forecast.py; d
   if [ -f "$script" ]; then cp "$script" "$OUT/glue/"; echo "  $OUT/glue/$(basename "$script")"
   else echo "  warning: $script does not exist yet; the Glue job will fail until it does" >&2; fi
 done
-zip_tree "$OUT/glue/demand_pipeline.zip" glue_jobs streaming demand query
+zip_tree "$OUT/glue/demand_pipeline.zip" glue_jobs streaming demand query api
 
 echo "Lambda bundle"
 zip_tree "$OUT/lambda/orchestrator.zip" forecast_orchestrator streaming demand

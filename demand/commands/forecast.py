@@ -73,12 +73,14 @@ def run(
     with console.status("starting") as status_line:
         status, result = run_forecast(settings, manifest, runtime, on_state=lambda s: status_line.update(s))
     if status == "SUCCEEDED" and enrich and not result.get("duplicate"):
+        from api.cache import record_enriched_run
         from glue_jobs.enrich_forecast import enrich_run
         from glue_jobs.runtime import spark_session
 
         with console.status("enriching forecasts on local Spark"):
             spark, _ = spark_session("enrich_forecast")
             result["enriched"] = enrich_run(spark, settings, result["export_manifest"]["key"])
+            result["enriched"]["api_cache_generation"] = record_enriched_run(settings, result["run_id"])
     _print_run(status, result, as_json)
     raise typer.Exit(0 if status == "SUCCEEDED" else 1)
 

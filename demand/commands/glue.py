@@ -8,9 +8,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cache import record_enriched_run
+from demand import aws
 from glue_jobs.build_forecast_inputs import DatasetError, build, request_from_args
 from glue_jobs.enrich_forecast import EnrichError, enrich_run, latest_export_manifest
 from glue_jobs.runtime import spark_session
+from streaming.local_stack import local_settings, running
 
 glue_app = typer.Typer(help="Run the Glue PySpark jobs locally.", no_args_is_help=True)
 run_app = typer.Typer(help="Run one Glue job.", no_args_is_help=True)
@@ -89,6 +92,10 @@ def enrich_forecast(
         except EnrichError as exc:
             typer.secho(f"error: {exc}", err=True, fg="red")
             raise typer.Exit(1) from None
+    # The API cache lives in DynamoDB: on AWS, behind an explicit endpoint, or in the running local stack.
+    # With no local stack running there is no cache (moto keeps it in memory) and nothing to tell.
+    if settings.runtime == "aws" or aws.endpoint(settings) or running(settings):
+        result["api_cache_generation"] = record_enriched_run(local_settings(settings), result["run_id"])
     if as_json:
         typer.echo(json.dumps(result))
     else:

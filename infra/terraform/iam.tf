@@ -250,6 +250,11 @@ data "aws_iam_policy_document" "glue" {
     resources = [local.glue_catalog, local.glue_db_arn, "${local.glue_tables_arn}/*"]
   }
   statement {
+    sid       = "RecordEnrichedRun"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.this["forecast-cache"].arn]
+  }
+  statement {
     sid       = "UseDataKey"
     actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
     resources = [aws_kms_key.data.arn]

@@ -6,12 +6,16 @@ import json
 import time
 import uuid
 
+import httpx
 import pytest
 from factories import outlier, sale
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from api.app import create_app
+from api.cache import LATEST_RUN_KEY, record_enriched_run
 from demand import aws
+from demand.cli import app as cli
 from demand.object_store import LocalObjectStore
 from demand.settings import Settings
 from glue_jobs.enrich_forecast import enrich_run
@@ -55,18 +59,25 @@ def build_enriched(spark, settings: Settings) -> None:
     input_manifest = {"frequency": "W", "window_start": "2024-01-01", "window_end": "2024-01-22", "horizon": 2,
                       "with_location": False, "datasets": {"target": {"path": INPUT_BASE + "target/"}}}  # fmt: skip
     store.put(input_bucket, INPUT_BASE + "manifest.json", json.dumps(input_manifest).encode())
+    enrich_export(spark, settings, RUN_ID, "2024-01-22T06:00:00Z",
+                  b"item_id,date,p10,p50,p90\nA,2024-01-22T00:00:00Z,2,5,9\nA,2024-01-29T00:00:00Z,1,4,8\n"
+                  b"B,2024-01-22T00:00:00Z,0,1,2\nB,2024-01-29T00:00:00Z,0,1,3\n")  # fmt: skip
+
+
+def enrich_export(spark, settings: Settings, run_id: str, started_at: str, forecast_csv: bytes) -> None:
+    """A forecast run's export over the landed inputs, enriched, and the API cache told (as the job does)."""
+    store = LocalObjectStore(settings.data_root)
     export_bucket = settings.names.bucket("forecast-export")
-    store.put(export_bucket, f"exports/{RUN_ID}/forecast/forecast.csv",
-              b"item_id,date,p10,p50,p90\nA,2024-01-22T00:00:00Z,2,5,9\nA,2024-01-29T00:00:00Z,1,4,8\n"
-              b"B,2024-01-22T00:00:00Z,0,1,2\nB,2024-01-29T00:00:00Z,0,1,3\n")  # fmt: skip
+    store.put(export_bucket, f"exports/{run_id}/forecast/forecast.csv", forecast_csv)
     export_manifest = {
-        "run_id": RUN_ID, "run_started_at": "2024-01-22T06:00:00Z", "backend": "statsforecast",
+        "run_id": run_id, "run_started_at": started_at, "backend": "statsforecast",
         "predictor_id": "sf-1", "accuracy": {"avg_wQL": 0.21, "WAPE": 0.3}, "frequency": "W",
-        "input_bucket": input_bucket, "input_manifest_key": INPUT_BASE + "manifest.json",
-        "forecast_keys": [f"exports/{RUN_ID}/forecast/forecast.csv"],
+        "input_bucket": settings.names.bucket("forecast-input"), "input_manifest_key": INPUT_BASE + "manifest.json",
+        "forecast_keys": [f"exports/{run_id}/forecast/forecast.csv"],
     }  # fmt: skip
-    store.put(export_bucket, f"exports/{RUN_ID}/manifest.json", json.dumps(export_manifest).encode())
-    enrich_run(spark, settings, f"exports/{RUN_ID}/manifest.json", recent_periods=2)
+    store.put(export_bucket, f"exports/{run_id}/manifest.json", json.dumps(export_manifest).encode())
+    enrich_run(spark, settings, f"exports/{run_id}/manifest.json", recent_periods=2)
+    record_enriched_run(settings, run_id)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +125,43 @@ def test_forecast_is_filled_from_the_query_layer_then_served_from_dynamodb(serve
     second = client.get("/items/A/forecast")
     assert second.status_code == 200 and second.json()["cache"] == "hit" and second.headers["X-Cache"] == "hit"
     assert second.json()["forecast"] == body["forecast"] and second.json()["history"] == body["history"]
+
+
+def test_a_newly_enriched_run_is_served_at_once_not_after_the_ttl(spark, settings, tmp_path):
+    settings = settings.model_copy(update={"data_root": tmp_path / "root"})
+    ensure_resources(settings)
+    build_enriched(spark, settings)
+    client = TestClient(create_app(settings, cache_ttl=3600))
+
+    first, second = client.get("/items/A/forecast").json(), client.get("/items/A/forecast").json()
+    assert (first["cache"], second["cache"]) == ("miss", "hit")
+    assert [(r["run_id"], r["p50"]) for r in second["forecast"]] == [(RUN_ID, 5.0), (RUN_ID, 4.0)]
+
+    new_run = b"item_id,date,p10,p50,p90\nA,2024-01-29T00:00:00Z,3,7,12\nA,2024-02-05T00:00:00Z,2,6,11\n"
+    enrich_export(spark, settings, "run43", "2024-01-29T06:00:00Z", new_run)
+    after = client.get("/items/A/forecast")
+    assert after.status_code == 200 and after.json()["cache"] == "miss"
+    assert [(r["run_id"], r["p50"]) for r in after.json()["forecast"]] == [("run43", 7.0), ("run43", 6.0)]
+    again = client.get("/items/A/forecast").json()
+    assert again["cache"] == "hit" and again["forecast"] == after.json()["forecast"]
+
+    dynamodb, table = aws.client("dynamodb", settings), settings.names.api_cache_table
+    latest = dynamodb.get_item(TableName=table, Key={"item_id": {"S": LATEST_RUN_KEY}})["Item"]
+    entry = dynamodb.get_item(TableName=table, Key={"item_id": {"S": "A"}})["Item"]
+    assert latest["run_id"]["S"] == "run43" and entry["generation"] == latest["generation"] == {"N": "2"}
+
+
+def test_enrich_forecast_command_tells_the_cache(spark, served):
+    def generation() -> int:
+        key = {"item_id": {"S": LATEST_RUN_KEY}}
+        item = aws.client("dynamodb", served).get_item(TableName=served.names.api_cache_table, Key=key)["Item"]
+        return int(item["generation"]["N"])
+
+    before = generation()
+    flags = ["--prefix", served.prefix, "--data-root", str(served.data_root), "--endpoint-url", served.endpoint_url]
+    result = CliRunner().invoke(cli, [*flags, "glue", "run", "enrich-forecast", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[-1])["api_cache_generation"] == before + 1 == generation()
 
 
 def test_an_expired_cache_item_is_a_miss(served):
@@ -179,3 +227,57 @@ def test_api_key_when_configured(served):
     assert client.get("/outliers", headers={"X-API-Key": "wrong"}).status_code == 401
     assert client.get("/items/A/forecast", headers={"X-API-Key": "s3cret"}).status_code == 200
     assert client.get("/health").status_code == 200  # probes need no key
+
+
+# --- runtime aws: the query layer on Athena (moto's), the cache on DynamoDB -------------------------------
+def _athena_rows(columns: list[str], rows: list[list[str | None]]) -> dict:
+    """One queued moto Athena result, as Athena pages it: a header row, then every value as text (null: no value)."""
+    cells = [[{"VarCharValue": v} if v is not None else {} for v in row] for row in [columns, *rows]]
+    return {"rows": [{"Data": c} for c in cells], "column_info": [{"Name": c, "Type": "varchar"} for c in columns]}
+
+
+def _queries(athena, settings: Settings) -> list[dict]:
+    ids = athena.list_query_executions(WorkGroup=settings.names.athena_workgroup)["QueryExecutionIds"]
+    runs = [athena.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
+    return sorted(runs, key=lambda r: r["Status"]["SubmissionDateTime"])
+
+
+def test_athena_mode_queries_athena_and_caches_in_dynamodb(moto_server, tmp_path):
+    # A region of its own: moto's queue of Athena results is per account and region, shared by the session.
+    settings = Settings(runtime="aws", endpoint_url=moto_server, region="ap-southeast-2", data_root=tmp_path,
+                        prefix=f"t{uuid.uuid4().hex[:6]}-athena")  # fmt: skip
+    ensure_resources(settings)
+    athena = aws.client("athena", settings)
+    athena.create_work_group(Name=settings.names.athena_workgroup, Configuration={})  # infra/ creates it on AWS
+    client = TestClient(create_app(settings))
+
+    unknown = client.get("/items/NOPE/forecast")  # moto answers with no rows, as Athena does for an unknown item
+    assert unknown.status_code == 404 and "NOPE" in unknown.json()["detail"]
+    [query] = _queries(athena, settings)
+    assert f"FROM {settings.names.glue_database}.latest_forecast WHERE item_id = 'NOPE'" in query["Query"]
+    assert query["QueryExecutionContext"]["Database"] == settings.names.glue_database
+    assert query["Status"]["State"] == "SUCCEEDED"
+
+    forecast_columns = ["forecast_date", "location", "p10", "p50", "p90", "category", "run_id", "predictor", "backend"]
+    forecast = [
+        ["2024-01-22 00:00:00.000", None, "2.0", "5.0", "9.0", "snacks", RUN_ID, "sf-1", "statsforecast"],
+        ["2024-01-29 00:00:00.000", None, "1.0", "4.0", "8.0", "snacks", RUN_ID, "sf-1", "statsforecast"],
+    ]
+    history = [["2024-01-15 00:00:00.000", "5.0"], ["2024-01-08 00:00:00.000", "6.0"]]  # newest first, as queried
+    queued = {"region": settings.region, "results": [_athena_rows(forecast_columns, forecast),
+                                                     _athena_rows(["period", "demand"], history)]}  # fmt: skip
+    httpx.post(f"{moto_server}/moto-api/static/athena/query-results", json=queued).raise_for_status()
+
+    first = client.get("/items/A/forecast")
+    assert first.status_code == 200 and first.json()["cache"] == "miss"
+    body = first.json()
+    assert [(r["forecast_date"], r["location"], r["p10"], r["p50"], r["p90"]) for r in body["forecast"]] == [
+        ("2024-01-22 00:00:00.000", None, 2.0, 5.0, 9.0),
+        ("2024-01-29 00:00:00.000", None, 1.0, 4.0, 8.0),
+    ]  # Athena's text turned into numbers
+    assert [(h["period"][:10], h["demand"]) for h in body["history"]] == [("2024-01-08", 6.0), ("2024-01-15", 5.0)]
+    assert len(_queries(athena, settings)) == 3
+
+    second = client.get("/items/A/forecast")
+    assert second.json()["cache"] == "hit" and second.json()["forecast"] == body["forecast"]
+    assert len(_queries(athena, settings)) == 3  # a hit asks DynamoDB only
