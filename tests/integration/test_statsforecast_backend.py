@@ -31,7 +31,7 @@ def holdout_run():
 
 
 @pytest.mark.slow
-def test_ensemble_beats_seasonal_naive_and_is_close_to_the_best_single_model(holdout_run):
+def test_ensemble_beats_seasonal_naive_and_every_single_model(holdout_run):
     backend, inputs, actual, trained, forecast = holdout_run
     ours = score(forecast, actual, inputs.target)
     singles = {
@@ -40,10 +40,7 @@ def test_ensemble_beats_seasonal_naive_and_is_close_to_the_best_single_model(hol
     best = min(singles, key=lambda n: singles[n]["WAPE"])
     print({"ensemble": ours["WAPE"], **{n: round(s["WAPE"], 4) for n, s in singles.items()}})
     assert ours["WAPE"] <= 0.9 * singles["SeasonalNaive"]["WAPE"]
-    # Per-series top-3 selection is noisy on 24 backtest points per series: on this seed AutoARIMA with
-    # the promotion regressors wins the held-out weeks outright (0.410 vs the ensemble's 0.436), on seed 5
-    # the ensemble beats every single model (0.398 vs AutoTheta 0.408). So: within 10 % of the best one.
-    assert ours["WAPE"] <= 1.10 * singles[best]["WAPE"], f"best single model {best}"
+    assert ours["WAPE"] <= singles[best]["WAPE"], f"best single model {best}"
 
 
 @pytest.mark.slow
