@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     horizon: int = Field(8, ge=1, le=500, description="forecast horizon in periods")
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     forecast_backend: str = Field("statsforecast", pattern=r"^(statsforecast|amazon-forecast)$")
+    model_job: str | None = Field(
+        None,
+        description="Glue job that runs the statsforecast train/forecast steps (on AWS: the step Lambda cannot hold "
+        "statsforecast); unset: they run in-process",
+    )
     gate_tolerance: float = Field(
         0.02, ge=0, le=1, description="a challenger may be this much worse (relative wQL/WAPE) and still win"
     )

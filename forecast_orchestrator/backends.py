@@ -36,6 +36,10 @@ class ForecastBackend(Protocol):
 
 def make_backend(settings, store, clients) -> ForecastBackend:
     name = settings.forecast_backend
+    if name == "statsforecast" and settings.model_job:
+        from forecast_orchestrator.glue_backend import GlueStatsForecastBackend
+
+        return GlueStatsForecastBackend(settings, store, clients("glue"))
     if name == "statsforecast":
         from forecast_orchestrator.local_backend import StatsForecastStepBackend
 

@@ -63,11 +63,11 @@ MSG
 fi
 
 echo "Glue scripts"
-for script in glue_jobs/build_forecast_inputs.py glue_jobs/enrich_forecast.py; do
+for script in glue_jobs/build_forecast_inputs.py glue_jobs/enrich_forecast.py glue_jobs/forecast_model.py; do
   if [ -f "$script" ]; then cp "$script" "$OUT/glue/"; echo "  $OUT/glue/$(basename "$script")"
   else echo "  warning: $script does not exist yet; the Glue job will fail until it does" >&2; fi
 done
-zip_tree "$OUT/glue/demand_pipeline.zip" glue_jobs streaming demand query api
+zip_tree "$OUT/glue/demand_pipeline.zip" glue_jobs streaming demand query api forecast_orchestrator
 
 echo "Lambda bundle"
 zip_tree "$OUT/lambda/orchestrator.zip" forecast_orchestrator streaming demand

@@ -255,6 +255,11 @@ data "aws_iam_policy_document" "glue" {
     resources = [aws_dynamodb_table.this["forecast-cache"].arn]
   }
   statement {
+    sid       = "WriteModelArtefacts"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.data["forecast-export"].arn}/predictors/*", "${aws_s3_bucket.data["forecast-export"].arn}/runs/*"]
+  }
+  statement {
     sid       = "UseDataKey"
     actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
     resources = [aws_kms_key.data.arn]
@@ -344,6 +349,11 @@ data "aws_iam_policy_document" "orchestrator_fn" {
     sid       = "UseDataKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
     resources = [aws_kms_key.data.arn]
+  }
+  statement {
+    sid       = "ModelJob"
+    actions   = ["glue:StartJobRun", "glue:GetJobRun"]
+    resources = [aws_glue_job.this["forecast_model"].arn]
   }
   statement {
     sid       = "AmazonForecast"

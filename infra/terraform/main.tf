@@ -69,6 +69,11 @@ locals {
   glue_jobs = {
     build_forecast_inputs = { name = "build-forecast-inputs", max_concurrent_runs = 1, extra_arguments = {} }
     enrich_forecast       = { name = "enrich-forecast", max_concurrent_runs = 2, extra_arguments = { "--export_key" = "" } }
+    # statsforecast train / forecast steps of the workflow, on Spark (the step Lambda cannot hold statsforecast)
+    forecast_model = { name = "forecast-model", max_concurrent_runs = 2, extra_arguments = {
+      "--step" = "train", "--request_key" = "", "--use_spark" = "true",
+      "--additional-python-modules" = "statsforecast==2.1.1,fugue==0.9.7"
+    } }
   }
 
   artefacts = "s3://${var.artefacts_bucket}/${var.artefacts_prefix}"
@@ -561,6 +566,7 @@ resource "aws_glue_job" "this" {
     "--region"                           = local.region
     "--frequency"                        = var.forecast_frequency
     "--horizon"                          = tostring(var.forecast_horizon)
+    "--bucket_suffix"                    = var.bucket_suffix
     "--extra-py-files"                   = "${local.artefacts}/glue/demand_pipeline.zip"
     "--TempDir"                          = "s3://${aws_s3_bucket.data["enriched"].bucket}/_glue_temp/"
     "--job-language"                     = "python"
@@ -669,6 +675,7 @@ resource "aws_lambda_function" "orchestrator" {
       DEMAND_BUCKET_SUFFIX     = var.bucket_suffix
       DEMAND_FORECAST_ROLE_ARN = aws_iam_role.forecast_service.arn
       DEMAND_NOTIFY_TOPIC_ARN  = aws_sns_topic.notifications.arn
+      DEMAND_MODEL_JOB         = aws_glue_job.this["forecast_model"].name
     }
   }
 }

@@ -121,3 +121,48 @@ def test_export_is_enriched(first_run, spark):
     settings, _, run, _ = first_run
     result = enrich_run(spark, settings, run["export_manifest"]["key"])
     assert result["rows"] == 8 * 4  # items x horizon
+
+
+def test_train_and_forecast_run_as_a_glue_job_when_one_is_configured(pipeline):
+    """AWS layout (Settings.model_job): the step handler starts the Glue job and polls it; the job
+    (glue_jobs/forecast_model.py, run here as Glue would run it, without Spark) writes the step's result."""
+    from forecast_orchestrator import handlers
+    from glue_jobs import forecast_model
+
+    settings, manifests = pipeline
+    job = "wf-test-forecast-model"
+    glue = client("glue", settings)
+    glue.create_job(
+        Name=job,
+        Role="arn:aws:iam::123456789012:role/wf-test-glue",
+        Command={"Name": "glueetl", "ScriptLocation": "s3://wf-test-artifacts/glue/forecast_model.py"},
+    )
+    rt = handlers.Runtime.build(settings.model_copy(update={"model_job": job}))
+    bucket = settings.names.bucket("forecast-input")
+    run = handlers.dispatch({"step": "start_run", "run": {"bucket": bucket, "manifest_key": manifests[1]}}, rt)
+
+    def through_glue(start: str, check: str) -> dict:
+        nonlocal run
+        run = handlers.dispatch({"step": start, "run": run}, rt)
+        assert run["status"] == "IN_PROGRESS" and run["wait_seconds"] == 15
+        started = glue.get_job_run(JobName=job, RunId=run["glue_run"]["id"])["JobRun"]
+        job_args = ["--JOB_NAME", job, "--use_spark", "false", "--endpoint_url", settings.endpoint_url]
+        job_args += ["--data_root", str(settings.data_root), "--horizon", "4"]
+        for name, value in started["Arguments"].items():
+            job_args += [name, value]
+        forecast_model.main(job_args)  # what Glue runs
+        for _ in range(5):  # moto's job run: STARTING -> RUNNING -> SUCCEEDED, one step per poll
+            run = handlers.dispatch({"step": check, "run": run}, rt)
+            if run["status"] != "IN_PROGRESS":
+                break
+        assert run["status"] == "DONE", run
+        return run
+
+    through_glue("train_predictor", "check_training")
+    assert run["predictor_id"].startswith("sf-")
+    run = handlers.dispatch({"step": "get_accuracy", "run": run}, rt)
+    assert 0 < run["accuracy"]["WAPE"] < 1
+    run["forecast_predictor"] = run["predictor_id"]
+    through_glue("create_forecast", "check_forecast")
+    run = handlers.dispatch({"step": "export_forecast", "run": run}, rt)
+    assert run["export"]["keys"], run["export"]

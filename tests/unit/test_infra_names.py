@@ -452,7 +452,11 @@ GLUE_SYSTEM_ARGS = {
 
 @pytest.mark.parametrize(
     ("job_name", "module"),
-    [("build-forecast-inputs", "glue_jobs.build_forecast_inputs"), ("enrich-forecast", "glue_jobs.enrich_forecast")],
+    [
+        ("build-forecast-inputs", "glue_jobs.build_forecast_inputs"),
+        ("enrich-forecast", "glue_jobs.enrich_forecast"),
+        ("forecast-model", "glue_jobs.forecast_model"),
+    ],
 )
 def test_every_glue_job_argument_in_the_template_is_one_the_job_reads(job_name, module):
     import importlib
@@ -462,7 +466,9 @@ def test_every_glue_job_argument_in_the_template_is_one_the_job_reads(job_name, 
     job = importlib.import_module(module)
     jobs = {resolve(p["Name"]): p for p in resources("AWS::Glue::Job").values()}
     args = jobs[f"demand-{job_name}"]["DefaultArguments"]
-    readable = set(job.OPTIONAL) | set(Settings.model_fields) | {"JOB_NAME", "export_key"}
+    readable = (
+        set(job.OPTIONAL) | set(Settings.model_fields) | set(getattr(job, "REQUIRED", ["JOB_NAME", "export_key"]))
+    )
     unknown = {a.removeprefix("--") for a in args} - readable - GLUE_SYSTEM_ARGS
     assert not unknown, f"{job_name}: template passes arguments the job ignores: {unknown}"
     script = jobs[f"demand-{job_name}"]["Command"]["ScriptLocation"]
