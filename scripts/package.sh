@@ -47,13 +47,27 @@ PYZIP
 
 echo "Flink application"
 zip_tree "$OUT/flink/outlier-split.zip" flink_jobs streaming demand
-if [ -f "$CONNECTOR_CACHE" ]; then
-  "$PY" -c "import sys,zipfile; zipfile.ZipFile(sys.argv[1],'a').write(sys.argv[2], sys.argv[3])" \
-    "$OUT/flink/outlier-split.zip" "$CONNECTOR_CACHE" "$JAR_IN_ZIP"
-  echo "  + $JAR_IN_ZIP ($CONNECTOR_JAR)"
+# Managed Flink takes one jar file: the connector's, with the job's own operators (flink_jobs/java) added.
+OWN_JAR=$("$PY" -m flink_jobs.jars)
+CONNECTOR=""
+[ -f "$CONNECTOR_CACHE" ] && CONNECTOR="$CONNECTOR_CACHE"
+"$PY" - "$OUT/flink/outlier-split.zip" "$JAR_IN_ZIP" "$OWN_JAR" "$CONNECTOR" <<'PYJAR'
+import io, sys, zipfile
+app, jar_in_zip, own, connector = sys.argv[1:]
+merged = io.BytesIO()
+with zipfile.ZipFile(merged, "w", zipfile.ZIP_DEFLATED) as out:
+    for source in filter(None, (connector, own)):
+        with zipfile.ZipFile(source) as jar:
+            for entry in jar.infolist():
+                out.writestr(entry, jar.read(entry))
+with zipfile.ZipFile(app, "a") as zf:
+    zf.writestr(jar_in_zip, merged.getvalue())
+PYJAR
+if [ -n "$CONNECTOR" ]; then
+  echo "  + $JAR_IN_ZIP ($CONNECTOR_JAR + the job's operators)"
 else
   cat >&2 <<MSG
-  note: the Kinesis connector jar is not bundled ($JAR_IN_ZIP is missing from the zip).
+  note: the Kinesis connector is not bundled ($JAR_IN_ZIP holds only the job's own operators).
         On a machine that reaches Maven Central:
           mkdir -p "$(dirname "$CONNECTOR_CACHE")" && curl -fL -o $CONNECTOR_CACHE $CONNECTOR_URL
         then run make package again (KINESIS_CONNECTOR_VERSION overrides $CONNECTOR_VERSION; check it matches

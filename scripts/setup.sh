@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Set-up on a fresh machine: checks Python 3.11 and Java 17, creates .venv, installs pinned packages.
+# Set-up on a fresh machine: checks Python 3.11 and a Java 17 JDK, creates .venv, installs pinned packages,
+# builds the Flink job's own operators (flink_jobs/java, with javac; nothing is downloaded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required (Glue 5.0), found {sys.version.split()[0]}"'
-if ! command -v java >/dev/null; then
-  echo "Java 17 is required by PyFlink and PySpark; installing openjdk-17-jre-headless" >&2
+if ! command -v java >/dev/null || ! command -v javac >/dev/null; then
+  echo "A Java 17 JDK is required (PyFlink and PySpark run on it; javac builds the Flink job's operators);" \
+    "installing openjdk-17-jdk-headless" >&2
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+    apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless >/dev/null
   else
-    echo "error: install Java 17 (for example: sudo apt-get install openjdk-17-jre-headless)" >&2; exit 1
+    echo "error: install a Java 17 JDK (for example: sudo apt-get install openjdk-17-jdk-headless)" >&2; exit 1
   fi
 fi
 java_major=$(java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print v[1]}')
@@ -27,4 +29,5 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -c requirements.lock -e ".[dev]"
+echo "Flink job operators: $(.venv/bin/python -m flink_jobs.jars)"
 echo "set-up done: .venv ready (activate with: source .venv/bin/activate)"

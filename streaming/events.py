@@ -184,6 +184,74 @@ _VALIDATORS = {
     for event_type, contract in EVENTS.items()
 }
 
+_EXACT_FLOAT = 2**53  # ints within this convert to float exactly (and never overflow)
+
+
+def _fast_validator(contract: Contract) -> Callable[[dict], dict[str, Any] | None]:
+    """The common case as straight-line code (generated once per contract): the normalised event when every
+    field is plainly valid (wire-format timestamps, in-range ints and floats, ...), else None, and the field
+    checks above decide and explain. It accepts a subset of what they accept and normalises the same way;
+    per event it is ~3x faster than calling one check per field (the Flink job validates every record)."""
+    env: dict[str, Any] = {"_WIRE": _WIRE, "_iso": datetime.fromisoformat, "_finite": math.isfinite}
+    env["_names"] = frozenset(contract.names)
+    lines = ["def fast(obj):", "    if not obj.keys() <= _names:", "        return None", "    get = obj.get"]
+    values, timestamps = [], []
+    for i, spec in enumerate(contract.fields):
+        v = f"v{i}"
+        tests = []
+        if spec.type == "string":
+            tests.append(f"type({v}) is str")
+            if spec.max_length is not None:
+                tests.append(f"len({v}) <= {spec.max_length}")
+            if spec.min_length is not None:
+                tests.append(f"len({v}) >= {spec.min_length}")
+            if spec.pattern is not None:
+                env[f"_p{i}"] = re.compile(spec.pattern)
+                tests.append(f"_p{i}.search({v}) is not None")
+            values.append(v)
+        elif spec.type == "timestamp":
+            tests.append(f"type({v}) is str and _WIRE.fullmatch({v}) is not None")
+            timestamps.append(v)
+            values.append(v)
+        elif spec.type in ("double", "long"):
+            env[f"_low{i}"], env[f"_high{i}"] = spec.bounds
+            if spec.type == "double":
+                exact = f"type({v}) is int and -{_EXACT_FLOAT} < {v} < {_EXACT_FLOAT}"
+                tests.append(f"(type({v}) is float and _finite({v}) or {exact})")
+                values.append(f"float({v})" if spec.required else f"None if {v} is None else float({v})")
+            else:
+                tests.append(f"type({v}) is int")
+                values.append(v)
+            tests.append(f"_low{i} <= {v} <= _high{i}")
+        elif spec.type == "boolean":
+            tests.append(f"type({v}) is bool")
+            values.append(v)
+        else:  # a type without a fast path: the field checks decide
+            return lambda obj: None
+        if spec.enum is not None:
+            env[f"_e{i}"] = frozenset(spec.enum)
+            tests.append(f"{v} in _e{i}")
+        test = " and ".join(tests)
+        lines.append(f"    {v} = get({spec.name!r})")
+        if spec.required:
+            lines += [f"    if {v} is None or not ({test}):", "        return None"]
+        else:
+            lines += [f"    if {v} is not None and not ({test}):", "        return None"]
+    if timestamps:  # the calendar: day 31 of April matches the pattern
+        lines.append("    try:")
+        lines += [f"        {v} is None or _iso({v})" for v in timestamps]
+        lines += ["    except ValueError:", "        return None"]
+    if contract.name == "campaign":
+        starts, ends = (f"v{contract.names.index(n)}" for n in ("starts_at", "ends_at"))
+        lines += [f"    if {ends} <= {starts}:", "        return None"]
+    pairs = ", ".join(f"{spec.name!r}: {value}" for spec, value in zip(contract.fields, values, strict=True))
+    lines.append(f"    return {{{pairs}}}")
+    exec("\n".join(lines), env)  # noqa: S102 - code generated from our own contracts, no outside input
+    return env["fast"]
+
+
+_FAST = {event_type: _fast_validator(contract) for event_type, contract in EVENTS.items()}
+
 
 def validate_event(obj: Any) -> dict[str, Any]:
     """Return the normalised event (timestamps in UTC wire format, numbers as float), or raise EventError.
@@ -195,6 +263,9 @@ def validate_event(obj: Any) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise EventError("not_an_object", f"an event must be a JSON object, got {type(obj).__name__}")
     event_type = obj.get("event_type")
+    fast = _FAST.get(event_type) if type(event_type) is str else None
+    if fast is not None and (normalised := fast(obj)) is not None:
+        return normalised
     validator = _VALIDATORS.get(event_type) if isinstance(event_type, str) else None
     if validator is None:
         raise EventError("unknown_event_type", f"event_type={show(event_type)} must be one of {', '.join(EVENTS)}")
