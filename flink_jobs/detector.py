@@ -48,7 +48,7 @@ class DetectorConfig:
 
 def epoch_ms(iso: str) -> int:
     """Wire-format timestamp ('2023-01-02T10:00:00.000Z') -> epoch milliseconds."""
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+    return int(datetime.fromisoformat(iso).timestamp() * 1000)  # Python 3.11 reads the Z
 
 
 @dataclass

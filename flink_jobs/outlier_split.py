@@ -46,7 +46,7 @@ class JobConfig:
     thread_mode: bool = True
     source_name: str = "file"
     batch_records: int = 1_000  # a bucket's batch goes to Python at this size ...
-    batch_ms: int = 200  # ... or this long after its first line, whichever comes first
+    batch_ms: int = 500  # ... or this long after its first line, whichever comes first
     max_restarts: int | None = 3  # then the job fails with the error (None: Flink's default, restart forever)
 
 
