@@ -167,3 +167,15 @@ def test_parallel_run_partitions_by_item_and_gives_the_same_split(data, tmp_path
     }
     assert counts["duplicates"] == expected.duplicates
     assert len(list((out / "clean").glob("part*"))) >= 2  # both instances wrote
+
+
+def test_blocks_become_one_element_per_record_for_kinesis_sinks():
+    """What the AWS sinks get: the job's blocks of lines split back into records (SplitLines, in the JVM)."""
+    from pyflink.common import Types
+
+    from flink_jobs.outlier_split import environment, one_per_record
+
+    env = environment(JobConfig())
+    blocks = env.from_collection(['{"a":1}\n{"b":2}', '{"c":3}', "x\n\ny"], type_info=Types.STRING())
+    with one_per_record(blocks).execute_and_collect() as records:
+        assert sorted(records) == sorted(['{"a":1}', '{"b":2}', '{"c":3}', "x", "y"])

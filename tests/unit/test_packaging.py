@@ -52,3 +52,29 @@ def bundle(name: str) -> set[str]:
 def test_bundle_carries_what_its_entry_point_imports(zip_name, entry):
     needed = imported_packages(ROOT / entry)
     assert needed <= bundle(zip_name), f"{zip_name} lacks {needed - bundle(zip_name)} for {entry}"
+
+
+def test_flink_application_jar_holds_the_connector_and_the_jobs_operators(tmp_path):
+    import io
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    from flink_jobs.properties import RUN_OPTIONS
+
+    connector = tmp_path / "connector.jar"  # stands in for flink-sql-connector-kinesis (not downloadable here)
+    with zipfile.ZipFile(connector, "w") as jar:
+        jar.writestr("org/apache/flink/connector/kinesis/Stand.class", b"\xca\xfe\xba\xbe")
+    env = {**os.environ, "ARTEFACTS_DIR": str(tmp_path / "art"), "KINESIS_CONNECTOR_JAR": str(connector)}
+    env["PY"] = sys.executable
+    done = subprocess.run(["scripts/package.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(tmp_path / "art/flink/outlier-split.zip") as app:
+        inner = zipfile.ZipFile(io.BytesIO(app.read(RUN_OPTIONS["jarfile"])))
+        assert {
+            "org/apache/flink/connector/kinesis/Stand.class",
+            "demand/flink/MicroBatcher.class",
+            "demand/flink/SplitLines.class",
+        } <= set(inner.namelist())
+        assert "flink_jobs/outlier_split.py" in app.namelist()
