@@ -7,9 +7,10 @@ One job graph (`build_split`) for every runtime; only sources and sinks differ:
   property groups.
 
 Graph: source table (raw line; event time and watermarks with bounded out-of-orderness, computed in the JVM)
--> key by item_id (read from the line in the JVM) -> parse and detect (one Python operator: bad records to
-the `rejected` side output; keyed ValueState with TTL holding the item's flink_jobs.detector.ItemState;
-duplicates, outliers, reference events to side outputs) -> sinks.
+-> item bucket (read from the line in the JVM) -> MicroBatcher (JVM, flink_jobs/java: lines grouped by
+bucket) -> key by bucket -> parse and detect a batch (one Python operator, `Judge`: bad records to the
+`rejected` side output; MapState with TTL holding each item's flink_jobs.detector.ItemState; duplicates,
+outliers, reference events to side outputs, one block of JSON lines per output and batch) -> sinks.
 Checkpoints are exactly-once; the FileSink commits part files on checkpoints, so a restarted job
 (execution.state-recovery.path) neither loses nor repeats output records.
 """

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flink_jobs.outlier_split import JobConfig
+
 flink_app = typer.Typer(help="The PyFlink outlier split job.", no_args_is_help=True)
 
 
@@ -30,10 +32,22 @@ def run_command(
     follow: bool = typer.Option(
         False, "--follow", help="Keep watching the input directory for new files (Ctrl+C stops)."
     ),
+    batch_records: int = typer.Option(
+        JobConfig.batch_records,
+        "--batch-records",
+        min=1,
+        help="Lines per batch handed to Python (per item bucket), at most.",
+    ),
+    batch_ms: int = typer.Option(
+        JobConfig.batch_ms,
+        "--batch-ms",
+        min=1,
+        help="A batch goes to Python this many ms after its first line, at the latest.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON instead of a table."),
 ) -> None:
     """Split events into clean sales, outliers, rejected records and reference events; print the counts."""
-    from flink_jobs.outlier_split import JobConfig, run_local
+    from flink_jobs.outlier_split import run_local
 
     # PyFlink's Python workers start `python` from PATH: make it this interpreter.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
@@ -41,6 +55,8 @@ def run_command(
         parallelism=parallelism,
         checkpoint_dir=str(checkpoint_dir or out / "_checkpoints"),
         restore_from=restore_from,
+        batch_records=batch_records,
+        batch_ms=batch_ms,
     )
     console = Console(stderr=True)
     with console.status(f"running the outlier split on {input_path}", spinner="dots"):
