@@ -51,10 +51,6 @@ class JobConfig:
     max_restarts: int | None = 3  # then the job fails with the error (None: Flink's default, restart forever)
 
 
-def _dumps(record: dict) -> str:
-    return orjson.dumps(record).decode()
-
-
 # Computed in the JVM from the raw record (BYTES: the parser sees what arrived and can tell non-UTF-8 from
 # bad JSON) before any Python runs: the event time and the partitioning key. Both are read with a regular
 # expression, which finds the member in direct events and DMS envelopes ("data": {...}) alike: JSON_VALUE
