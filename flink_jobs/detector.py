@@ -80,6 +80,10 @@ class Detector:
 
     def __init__(self, config: DetectorConfig | None = None):
         self.config = config or DetectorConfig()
+        cfg = self.config
+        # The scores' denominators, once (observe runs once per record in the Flink job).
+        self._log_price_ratio = math.log(cfg.price_ratio)
+        self._log_band = {False: math.log(cfg.qty_ratio), True: math.log(cfg.qty_ratio * cfg.promo_lift)}
 
     def observe(self, state: ItemState, event: dict[str, Any], at_ms: int | None = None) -> Verdict:
         at = epoch_ms(event["event_time"]) if at_ms is None else at_ms
@@ -131,7 +135,7 @@ class Detector:
     def _sale(self, state: ItemState, sale: dict[str, Any], at: int) -> Verdict:
         cfg = self.config
         qty, price, order = sale["quantity"], sale["unit_price"], sale.get("order_id")
-        campaign = self._active_campaign(state, sale, at)
+        campaign = self._active_campaign(state, sale, at) if state.campaigns else None
         warm = len(state.quantities) >= cfg.min_history
         base_q = _median(state.quantities) if warm else None
         usual = _median(state.prices) if len(state.prices) >= cfg.min_history else state.list_price
@@ -163,12 +167,15 @@ class Detector:
 
         price_score = 0.0
         if expected_price:
-            price_score = abs(math.log(price / expected_price)) / math.log(cfg.price_ratio)
+            price_score = abs(math.log(price / expected_price)) / self._log_price_ratio
         qty_score = 0.0
         lift = cfg.promo_lift if campaign else 1.0
         if warm:
-            band = cfg.qty_ratio * lift
-            qty_score = math.log(max(abs(qty), 1e-9) / base_q) / math.log(band) if abs(qty) > base_q else 0.0
+            qty_score = (
+                math.log(max(abs(qty), 1e-9) / base_q) / self._log_band[campaign is not None]
+                if abs(qty) > base_q
+                else 0.0
+            )
         elif abs(qty) > cfg.cold_quantity * lift:  # no baseline yet: a generous fixed ceiling instead
             qty_score = abs(qty) / (cfg.cold_quantity * lift)
 
@@ -216,6 +223,10 @@ class Detector:
 
 def _forget_before(times: dict[str, int], horizon: int) -> None:
     """Drop entries older than horizon from an insertion-ordered id -> time map (arrival ~ time order)."""
+    for oldest in times.values():  # the usual case, nothing to drop, without building an iterator twice
+        if oldest >= horizon:
+            return
+        break
     while times:
         first = next(iter(times))
         if times[first] >= horizon:
