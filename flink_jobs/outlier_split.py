@@ -325,6 +325,8 @@ def aws_job(props: dict[str, str]):  # pragma: no cover - needs the Kinesis conn
     config = JobConfig(
         out_of_orderness_s=int(props.get("out_of_orderness.seconds", 300)),
         dedup_ttl_hours=float(props.get("dedup.ttl.hours", 24)),
+        batch_records=int(props.get("batch.records", JobConfig.batch_records)),
+        batch_ms=int(props.get("batch.ms", JobConfig.batch_ms)),
         checkpoint_interval_ms=60_000,  # Managed Flink overrides checkpointing from the application config
         max_restarts=None,  # the service's restart policy applies
         source_name=props["input.stream"],

@@ -21,4 +21,6 @@ PROPERTIES: dict[str, str] = {
     "reference.path": "s3:// prefix for product and campaign events (staged bucket)",
     "dedup.ttl.hours": "how long an event_id is remembered for duplicate detection",
     "out_of_orderness.seconds": "bounded out-of-orderness of the event-time watermark",
+    "batch.records": "lines a batch for the Python operator holds at most (per item bucket)",
+    "batch.ms": "a batch goes to the Python operator at the latest this many ms after its first line",
 }

@@ -86,7 +86,7 @@ locals {
     "jarfile" = "lib/flink-sql-connector-kinesis.jar"
   }
   flink_property_group = "DemandPipeline"
-  flink_property_keys  = ["aws.region", "clean.stream", "dedup.ttl.hours", "input.stream", "out_of_orderness.seconds", "outliers.stream", "reference.path", "rejected.path"]
+  flink_property_keys  = ["aws.region", "batch.ms", "batch.records", "clean.stream", "dedup.ttl.hours", "input.stream", "out_of_orderness.seconds", "outliers.stream", "reference.path", "rejected.path"]
 
   # forecast_orchestrator/state_machine.py definition(). The string $${ForecastStepFunctionArn} is the
   # literal ${ForecastStepFunctionArn}; main.tf replaces it with the orchestrator Lambda's ARN.

@@ -64,6 +64,8 @@ locals {
     "reference.path"           = "s3://${aws_s3_bucket.data["staged"].bucket}/"
     "dedup.ttl.hours"          = tostring(var.dedup_ttl_hours)
     "out_of_orderness.seconds" = tostring(var.out_of_orderness_seconds)
+    "batch.records"            = tostring(var.flink_batch_records)
+    "batch.ms"                 = tostring(var.flink_batch_ms)
   }
 
   glue_jobs = {

@@ -95,6 +95,18 @@ variable "out_of_orderness_seconds" {
   default     = 60
 }
 
+variable "flink_batch_records" {
+  description = "Flink property batch.records."
+  type        = number
+  default     = 1000
+}
+
+variable "flink_batch_ms" {
+  description = "Flink property batch.ms."
+  type        = number
+  default     = 500
+}
+
 variable "firehose_buffer_seconds" {
   description = "Firehose buffering interval in seconds."
   type        = number
