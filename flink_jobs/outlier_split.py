@@ -170,13 +170,14 @@ def build_split(tenv, config: JobConfig, raw: str = "raw_events"):
         "micro-batch",
         Types.ROW([Types.STRING(), batch_type]).get_java_type_info(),
         jvm.demand.flink.MicroBatcher(config.batch_records, config.batch_ms),
-    )
+    ).uid("micro-batch")  # fixed operator ids: a new version of the job restores the state of the old one
     # key_by on field 0 in the JVM: the same KeyByKeySelector PyFlink's own key_by() uses after its Python map.
     java_keyed = batches.keyBy(jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
     detected = (
         KeyedStream(java_keyed, batch_type, DataStream(batches))
         .process(Detect(), output_type=Types.STRING())
         .name("parse-and-detect")
+        .uid("parse-and-detect")
     )
     return {"clean": detected, **{name: detected.get_side_output(tag) for name, tag in tags.items()}}
 
@@ -248,7 +249,7 @@ def file_job(input_path: str, out: str, config: JobConfig, follow: bool = False)
             .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy())
             .build()
         )
-        stream.sink_to(sink).name(f"{name}-sink")
+        stream.sink_to(sink).name(f"{name}-sink").uid(f"{name}-sink")
     return env
 
 
@@ -352,10 +353,11 @@ def aws_job(props: dict[str, str]):  # pragma: no cover - needs the Kinesis conn
             .set_stream_name(props[stream_key])
             .build()
         )
-        one_per_record(streams[name]).sink_to(sink).name(f"{name}-sink")
+        one_per_record(streams[name]).sink_to(sink).name(f"{name}-sink").uid(f"{name}-sink")
     for name, path_key in (("rejected", "rejected.path"), ("reference", "reference.path")):
         sink = FileSink.for_row_format(props[path_key], Encoder.simple_string_encoder())
-        streams[name].sink_to(sink.with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy()).build())
+        sink = sink.with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy()).build()
+        streams[name].sink_to(sink).name(f"{name}-sink").uid(f"{name}-sink")
     return env
 
 
