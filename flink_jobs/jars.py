@@ -36,8 +36,11 @@ def _cache_dir() -> Path:
 
 
 def jar_path() -> Path:
-    """Where the jar for the current sources lives (the name carries a hash of the sources)."""
-    digest = hashlib.sha256()
+    """Where the jar for the current sources lives (the name hashes the sources, the Flink version compiled
+    against and the Java release, so an upgrade of either builds a new jar)."""
+    from pyflink.version import __version__ as flink_version
+
+    digest = hashlib.sha256(f"flink {flink_version} java {JAVA_RELEASE}".encode())
     for source in _sources():
         digest.update(source.relative_to(SOURCES).as_posix().encode() + b"\0" + source.read_bytes())
     return _cache_dir() / f"demand-flink-{digest.hexdigest()[:12]}.jar"

@@ -52,18 +52,17 @@ class JobConfig:
 
 
 # Computed in the JVM from the raw record (BYTES: the parser sees what arrived and can tell non-UTF-8 from
-# bad JSON) before any Python runs: the event time and the partitioning key. Both are read with a regular
-# expression, which finds the member in direct events and DMS envelopes ("data": {...}) alike: JSON_VALUE
-# parses the whole record on each call, and four calls cost the JVM ~16 us a record, more than twice the rest
-# of its work (measured on 250k events). A record whose event time is not in the wire format
-# (2023-01-02T10:00:00.000Z) or whose item_id is not a plain string gets epoch 0 or the key ''; the parser
-# still judges it, only the watermark or the partitioning does not use it.
+# bad JSON) before any Python runs: the event time and the item's bucket. Neither uses JSON_VALUE, which parses
+# the whole record on each call: four calls cost the JVM ~16 us a record, more than twice the rest of its work
+# (measured on 250k events). The event time is read with a regular expression that finds it in direct events
+# and DMS envelopes ("data": {...}) alike; a record whose event time is not in the wire format
+# (2023-01-02T10:00:00.000Z) gets epoch 0, which only the watermark sees (the parser still judges it). The
+# bucket comes from the ItemBucket function (flink_jobs/java), which decodes the item_id's JSON escapes.
 EVENT_TIME_SQL = (
     "COALESCE(TO_TIMESTAMP(REGEXP_EXTRACT(CAST(line AS STRING), "
     """'"event_time"\\s*:\\s*"(\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3})Z"', 1), """
     "'yyyy-MM-dd''T''HH:mm:ss.SSS'), TIMESTAMP '1970-01-01 00:00:00')"
 )
-ITEM_KEY_SQL = """COALESCE(REGEXP_EXTRACT(CAST(line AS STRING), '"item_id"\\s*:\\s*"([^"\\\\]*)"', 1), '')"""
 
 
 def watermark_sql(config: JobConfig) -> str:
@@ -115,12 +114,12 @@ def build_split(tenv, config: JobConfig, raw: str = "raw_events"):
     writes a block as is; `one_per_record` splits them for sinks that need one element per record.
 
     Entering Python costs about as much per call as the JVM's whole work on a record, so Python is entered
-    once per batch, not per record: the JVM reads each line's item key, hashes it to one of BUCKETS buckets
-    and the MicroBatcher operator (flink_jobs/java) groups lines by bucket (up to `batch_records` lines, at
-    most `batch_ms` old, cut at each checkpoint and at the end of the input). One Python operator, keyed by
+    once per batch, not per record: the JVM reads each line's item_id and hashes it to one of BUCKETS buckets
+    (ItemBucket), and the MicroBatcher operator (flink_jobs/java) groups lines by bucket (up to `batch_records`
+    lines, at most `batch_ms` old, cut at each checkpoint and at the end of the input). One Python operator, keyed by
     bucket, parses, validates and judges each batch (Judge) with MapState item -> ItemState (TTL), and sends
-    one block per output. Lines whose key the JVM cannot read (not JSON, no item_id) share a bucket and are
-    rejected by the parser.
+    one block per output. Lines without an item_id the JVM can read (not JSON, no item_id) share a bucket and
+    are rejected by the parser.
     """
     from pyflink.common import Types
     from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag
@@ -156,13 +155,13 @@ def build_split(tenv, config: JobConfig, raw: str = "raw_events"):
                     yield block if name == "clean" else (tags[name], block)
 
     jvm = get_gateway().jvm
+    tenv.create_java_temporary_system_function("ITEM_BUCKET", "demand.flink.ItemBucket")
     record_type = Types.ROW([Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING(), Types.STRING()])
     strings = Types.OBJECT_ARRAY(Types.STRING())
     batch_type = Types.ROW([Types.OBJECT_ARRAY(Types.PRIMITIVE_ARRAY(Types.BYTE())), strings, strings])
     keyed_lines = tenv.to_append_stream(
         tenv.sql_query(
-            f"SELECT CAST(MOD(HASH_CODE({ITEM_KEY_SQL}), {BUCKETS}) AS STRING), "
-            f"ROW(line, shard_id, sequence_number) FROM {raw}"
+            f"SELECT ITEM_BUCKET(CAST(line AS STRING), {BUCKETS}), ROW(line, shard_id, sequence_number) FROM {raw}"
         ),
         Types.ROW([Types.STRING(), record_type]),
     )

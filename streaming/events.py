@@ -301,9 +301,15 @@ def parse_record(raw: bytes) -> dict[str, Any] | Rejection:
         except UnicodeDecodeError as exc:
             return Rejection("not_utf8", f"record is not UTF-8 text: {exc}", raw)
         try:
-            obj = json.loads(text)  # NaN, 1e400 and lone surrogates parse here; validation rejects them
+            obj = json.loads(text)  # NaN and 1e400 parse here; validation rejects them
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer over 4300 digits
             return Rejection("invalid_json", f"record is not JSON: {exc}", raw)
+        try:  # "\ud800" parses too, but no UTF-8 output (the job's JSON lines, parquet) can carry it
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return Rejection("invalid_unicode", f"record holds a lone surrogate escape: {exc}", raw)
+        except RecursionError as exc:
+            return Rejection("invalid_json", f"record is nested too deeply: {exc}", raw)
     try:
         if isinstance(obj, dict) and "metadata" in obj:  # direct events (most records) skip the import
             from streaming.dms import decode_dms, is_dms_envelope

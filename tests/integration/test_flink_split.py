@@ -179,3 +179,28 @@ def test_blocks_become_one_element_per_record_for_kinesis_sinks():
     blocks = env.from_collection(['{"a":1}\n{"b":2}', '{"c":3}', "x\n\ny"], type_info=Types.STRING())
     with one_per_record(blocks).execute_and_collect() as records:
         assert sorted(records) == sorted(['{"a":1}', '{"b":2}', '{"c":3}', "x", "y"])
+
+
+def test_an_item_has_one_bucket_however_its_producer_wrote_it():
+    """The JVM's ItemBucket: escaped and raw ids, direct events and DMS envelopes of one item share a bucket."""
+    from pyflink.table import StreamTableEnvironment
+
+    from flink_jobs.outlier_split import BUCKETS, environment
+
+    tenv = StreamTableEnvironment.create(environment(JobConfig()))
+    tenv.create_java_temporary_system_function("ITEM_BUCKET", "demand.flink.ItemBucket")
+    lines = [
+        '{"event_type":"sale","item_id":"café-1"}',
+        '{"event_type": "sale", "item_id" : "caf\\u00e9-1"}',
+        '{"metadata":{"operation":"insert"},"data":{"item_id":"caf\\u00e9\\u002d1"}}',
+        '{"name":"item_id","item_id":"café-1"}',  # the word as a value is not the member
+        '{"event_type":"sale"}',
+        "not json",
+    ]
+    rows = ", ".join("('" + line.replace("'", "''") + "')" for line in lines)
+    result = tenv.sql_query(f"SELECT ITEM_BUCKET(line, {BUCKETS}) FROM (VALUES {rows}) AS t(line)").execute()
+    with result.collect() as collected:
+        buckets = [row[0] for row in collected]
+    assert buckets[:4] == ["133"] * 4  # String.hashCode("café-1") mod 256: fixed by the Java spec
+    assert buckets[4] == buckets[5] == "0"  # no item_id: the bucket of ""
+    assert all(0 <= int(b) < BUCKETS for b in buckets)

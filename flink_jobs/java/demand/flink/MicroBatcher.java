@@ -8,6 +8,7 @@ import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.runtime.tasks.ProcessingTimeService;
 import org.apache.flink.types.Row;
@@ -75,6 +76,9 @@ public class MicroBatcher extends AbstractStreamOperator<Row>
         if (batch.lines.size() >= maxRecords) {
             open.remove(key);
             send(key, batch);
+            if (open.isEmpty()) {
+                releaseHeld();
+            }
         } else if (!timerSet) {
             timerSet = true;
             ProcessingTimeService time = getProcessingTimeService();
@@ -94,6 +98,10 @@ public class MicroBatcher extends AbstractStreamOperator<Row>
             send(entry.getKey(), entry.getValue());
         }
         open.clear();
+        releaseHeld();
+    }
+
+    private void releaseHeld() {
         if (held != null) {
             Watermark mark = held;
             held = null;
@@ -114,8 +122,14 @@ public class MicroBatcher extends AbstractStreamOperator<Row>
         if (open.isEmpty()) {
             forward(mark);
         } else {
-            held = mark;
+            held = mark; // a newer watermark replaces a held one
         }
+    }
+
+    @Override
+    public void processWatermarkStatus(WatermarkStatus status) throws Exception {
+        flush(); // the lines (and the watermark) before an idle status go first
+        super.processWatermarkStatus(status);
     }
 
     @Override
