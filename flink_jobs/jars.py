@@ -1,4 +1,4 @@
-"""The job's own JVM operators (flink_jobs/java: the micro-batcher and the line splitter), built into a jar.
+"""The job's own JVM code (flink_jobs/java: the micro-batcher, the line splitter, the item bucket function), in a jar.
 
 Built with the JDK's javac against the Flink jars PyFlink ships (nothing is downloaded), once per source
 version, into the user's cache; `make setup` builds it, and the job builds it on first use if it is missing.
