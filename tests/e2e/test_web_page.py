@@ -7,13 +7,12 @@ import socket
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
-from test_api import build_enriched  # noqa: E402
+from test_api import enriched_stack  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -33,16 +32,8 @@ def base_url(spark, moto_server, tmp_path_factory):
     import uvicorn
 
     from api.app import create_app
-    from demand.settings import Settings
-    from streaming.local_stack import ensure_resources
 
-    settings = Settings(
-        endpoint_url=moto_server,
-        data_root=tmp_path_factory.mktemp("web") / "root",
-        prefix=f"t{uuid.uuid4().hex[:6]}-web",
-    )
-    ensure_resources(settings)
-    build_enriched(spark, settings)
+    settings = enriched_stack(spark, moto_server, tmp_path_factory.mktemp("web") / "root", "web")
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -81,17 +81,17 @@ def enrich_export(spark, settings: Settings, run_id: str, started_at: str, forec
         record_enriched_run(settings, run_id)
 
 
-@pytest.fixture(scope="module")
-def served(spark, moto_server, tmp_path_factory) -> Settings:
+def enriched_stack(spark, moto_server: str, root, name: str) -> Settings:
     """Settings on the session's moto server (own prefix), its resources created, the enriched run written."""
-    settings = Settings(
-        endpoint_url=moto_server,
-        data_root=tmp_path_factory.mktemp("api") / "root",
-        prefix=f"t{uuid.uuid4().hex[:6]}-api",
-    )
+    settings = Settings(endpoint_url=moto_server, data_root=root, prefix=f"t{uuid.uuid4().hex[:6]}-{name}")
     ensure_resources(settings)
     build_enriched(spark, settings)
     return settings
+
+
+@pytest.fixture(scope="module")
+def served(spark, moto_server, tmp_path_factory) -> Settings:
+    return enriched_stack(spark, moto_server, tmp_path_factory.mktemp("api") / "root", "api")
 
 
 @pytest.fixture
