@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3.11
 
-.PHONY: help setup test test-fast lint bench bench-quick demo package deploy clean
+.PHONY: help setup test test-fast lint generate generate-check bench bench-quick demo package deploy clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -17,10 +17,19 @@ test:  ## the whole suite, slow end-to-end tests included (what CI runs)
 test-fast:  ## the quick loop: everything but tests marked slow
 	$(PY) -m pytest -q -m "not slow"
 
-lint:  ## ruff (lint + format check) and mypy on the pure core
+lint:  ## ruff (lint + format check), the import-direction check and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) scripts/check_layers.py
 	$(VENV)/bin/mypy
+
+generate:  ## write every generated file: schemas/ from the contracts, the templates' generated parts
+	$(VENV)/bin/demand schemas export --out schemas
+	$(PY) infra/generate.py
+
+generate-check:  ## fail if a generated file is stale (the test suite runs the same checks)
+	$(VENV)/bin/demand schemas export --out schemas --check
+	$(PY) infra/generate.py --check
 
 bench:  ## every benchmark (JSON lines on stdout)
 	$(PY) -m bench all

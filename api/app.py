@@ -4,7 +4,7 @@
 import secrets
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
@@ -13,6 +13,7 @@ from fastapi.security import APIKeyHeader
 
 from api.cache import ForecastCache
 from api.queries import QueryLayer
+from core.settings import Settings
 
 # Item and store ids as the contracts allow them (max 64 chars), restricted to characters ids really use.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -22,7 +23,9 @@ PAGE = Path(__file__).parent / "static" / "index.html"
 ItemId = Annotated[str, PathParam(pattern=ID_PATTERN, description="product id, e.g. item-001")]
 
 
-def create_app(settings, api_key: str | None = None, cache_ttl: int = 3600, query: QueryLayer | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, api_key: str | None = None, cache_ttl: int = 3600, query: QueryLayer | None = None
+) -> FastAPI:
     """The API over the settings' query layer and DynamoDB cache table; with api_key, data routes need X-API-Key."""
     app = FastAPI(
         title="demand forecast API",
@@ -62,7 +65,7 @@ def create_app(settings, api_key: str | None = None, cache_ttl: int = 3600, quer
         rows = layer.forecast(item_id)
         if not rows:
             raise HTTPException(404, f"no forecast for item {item_id!r} in the latest run")
-        payload = {"item_id": item_id, "forecast": rows, "history": layer.history(item_id)}
+        payload: dict[str, Any] = {"item_id": item_id, "forecast": rows, "history": layer.history(item_id)}
         payload["expires_at"] = cache.put(item_id, payload, cached.generation)
         response.headers["X-Cache"] = "miss"
         return {**payload, "cache": "miss"}

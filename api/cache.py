@@ -2,8 +2,9 @@
 
 DynamoDB deletes expired items lazily (up to days later, per the TTL docs), so a read checks `expires_at` too.
 
-A new enriched run must be served at once, not after the TTL: enrich_forecast calls `record_enriched_run` once
-the run's forecasts are written, which bumps a `generation` counter on one reserved item of the same table.
+A new enriched run must be served at once, not after the TTL: enrich_forecast calls
+`core.cache_generation.record_enriched_run` once the run's forecasts are written, which bumps a `generation`
+counter on one reserved item of the same table.
 Every entry stores the generation it was built under, and a read fetches entry and counter in one
 BatchGetItem: an entry from an older generation is a miss. Because the counter moves only after the data is
 written, an entry can at worst be labelled older than its data (one extra miss), never newer.
@@ -14,12 +15,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from demand import aws
-
-# Not a valid item id (ids start with a letter or digit, see api.app.ID_PATTERN): never a product's entry.
-LATEST_RUN_KEY = "#latest-enriched-run"
+from core import aws
+from core.cache_generation import LATEST_RUN_KEY
+from core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -30,24 +29,8 @@ class Lookup:
     generation: int | None  # None: unknown (DynamoDB left a key unprocessed); such a miss is not cached
 
 
-def record_enriched_run(settings, run_id: str) -> int:
-    """Make every cached forecast built before this run a miss; returns the new generation."""
-    reply = aws.client("dynamodb", settings).update_item(
-        TableName=settings.names.api_cache_table,
-        Key={"item_id": {"S": LATEST_RUN_KEY}},
-        UpdateExpression="ADD generation :one SET run_id = :run, recorded_at = :now",
-        ExpressionAttributeValues={
-            ":one": {"N": "1"},
-            ":run": {"S": run_id},
-            ":now": {"S": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
-        },
-        ReturnValues="UPDATED_NEW",
-    )
-    return int(reply["Attributes"]["generation"]["N"])
-
-
 class ForecastCache:
-    def __init__(self, settings, ttl_seconds: int = 3600):
+    def __init__(self, settings: Settings, ttl_seconds: int = 3600):
         self.table = settings.names.api_cache_table
         self.ttl_seconds = ttl_seconds
         self._dynamodb = aws.client("dynamodb", settings)

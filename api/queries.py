@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlglot import exp
 
-from demand.aws import client
+from core.aws import client
+from core.settings import Settings
 from query.engine import run_athena, run_local
 
 NUMERIC = {"p10", "p50", "p90", "demand", "quantity", "unit_price", "outlier_score", "avg_wql", "wape", "outliers",
@@ -33,7 +34,7 @@ def _plain(column: str, value: Any) -> Any:
 class QueryLayer:
     """Runs SQL where the settings say: Athena when runtime is aws, DuckDB over the local parquet otherwise."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: Settings):
         self.settings = settings
         self.db = settings.names.glue_database
 

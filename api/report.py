@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
 from api.queries import QueryLayer
+from core.settings import Settings
 
 STYLE = """body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
 th,td{border:1px solid #ccc;padding:4px 10px;text-align:left}th{background:#f3f3f3}td.n{text-align:right}"""
@@ -27,11 +29,11 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def build_report(settings, query: QueryLayer | None = None) -> tuple[str, dict]:
+def build_report(settings: Settings, query: QueryLayer | None = None) -> tuple[str, dict]:
     """The report's HTML and the figures behind it (for --json and tests)."""
     layer = query or QueryLayer(settings)
     accuracy = layer.accuracy()
-    figures = {
+    figures: dict[str, Any] = {
         "latest_run": accuracy[0] if accuracy else None,
         "runs": accuracy,
         "widest_items": layer.widest_items(),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
-from pathlib import Path
 
 # Benchmark name -> module in this package that defines run(quick: bool).
 BENCHES = {
@@ -21,27 +19,19 @@ BENCHES = {
 }
 
 
-def available() -> dict[str, str]:
-    present = {m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])}
-    return {name: mod for name, mod in BENCHES.items() if mod in present}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("name", help=f"one of: all, {', '.join(BENCHES)}")
     parser.add_argument("--quick", action="store_true", help="small data, finishes in under a minute")
     args = parser.parse_args()
-    benches = available()
     if args.name == "all":
-        names = list(dict.fromkeys(benches.values()))
+        names = list(dict.fromkeys(BENCHES.values()))
         for mod in names:
             importlib.import_module(f"bench.{mod}").run(quick=args.quick, only=None)
         return
     if args.name not in BENCHES:
         parser.error(f"unknown benchmark {args.name!r}; choose one of: all, {', '.join(BENCHES)}")
-    if args.name not in benches:
-        parser.error(f"benchmark {args.name!r} is not built yet (its stage has not landed)")
-    importlib.import_module(f"bench.{benches[args.name]}").run(quick=args.quick, only=args.name)
+    importlib.import_module(f"bench.{BENCHES[args.name]}").run(quick=args.quick, only=args.name)
 
 
 if __name__ == "__main__":

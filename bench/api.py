@@ -23,13 +23,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from api.cache import record_enriched_run
 from bench.enrich import write_inputs
 from bench.report import emit
-from demand.settings import Settings
+from core.cache_generation import record_enriched_run
+from core.settings import Settings
 from glue_jobs.enrich_forecast import enrich_run
 from glue_jobs.runtime import spark_session
-from streaming import local_stack
+from local_stack import stack as local_stack
 
 CLIENTS = 8
 PREFIX = "bench-api"

@@ -15,12 +15,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bench.report import emit
-from demand.settings import Settings
+from core.contracts import SALE
+from core.settings import Settings
+from core.tables import SALES
 from glue_jobs.build_forecast_inputs import BuildRequest, build
 from glue_jobs.forecast_inputs import RunWindow
 from glue_jobs.runtime import spark_session
-from streaming.contracts import SALE
-from streaming.layout import LANDINGS
 
 START = date(2023, 1, 2)
 
@@ -28,7 +28,7 @@ START = date(2023, 1, 2)
 def write_staged(settings: Settings, rows: int, days: int = 728, items: int = 2000, stores: int = 5) -> None:
     """Synthetic staged sales in the landing layout (one parquet object per day), SALE schema."""
     rng = np.random.default_rng(7)
-    landing = LANDINGS["clean"]
+    landing = SALES
     base = settings.data_root / settings.names.bucket(landing.bucket_role)
     per_day = rows // days
     schema = SALE.arrow_schema()
@@ -97,7 +97,7 @@ def run(quick: bool, only: str | None) -> None:
 
         glob = settings.data_root / settings.names.bucket("staged") / "sales/**/*.parquet"
         t0 = time.perf_counter()
-        result = duckdb.sql(
+        result = duckdb.execute(
             DUCKDB_TARGET.format(glob=glob, start=window.start, end=window.end, last=window.last_period)
         ).fetchall()
         duck_s = time.perf_counter() - t0

@@ -15,6 +15,7 @@ import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -22,13 +23,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.report import emit
-from demand.object_store import LocalObjectStore
-from demand.settings import Settings
+from core.contracts import OUTLIER
+from core.object_store import LocalObjectStore
+from core.settings import Settings
 from glue_jobs.enrich_forecast import enrich_run
 from glue_jobs.runtime import spark_session
 from query.engine import local_connection, run_local, to_duckdb
 from query.named_queries import NAMED, QUERIES
-from streaming.contracts import OUTLIER
 
 START = date(2023, 1, 2)
 HORIZON = 8
@@ -57,7 +58,7 @@ def write_inputs(settings: Settings, items: int, weeks: int = 52) -> str:
     export_bucket = settings.names.bucket("forecast-export")
     store.put(export_bucket, "exports/bench/forecast/part-00000.csv", "\n".join(rows).encode())
     n = items * 3
-    outliers = {f.name: [None] * n for f in OUTLIER.fields}
+    outliers: dict[str, Any] = {f.name: [None] * n for f in OUTLIER.fields}
     outliers.update(
         event_type=["sale"] * n, schema_version=[1] * n, event_id=[f"o{k}" for k in range(n)],
         event_time=pa.array(np.datetime64(str(START), "ms") + rng.integers(0, 7 * weeks, n).astype("timedelta64[D]"),
@@ -101,7 +102,7 @@ def run(quick: bool, only: str | None) -> None:
         spark_s = time.perf_counter() - t0
         root = settings.data_root
         t0 = time.perf_counter()
-        duck_rows = duckdb.sql(
+        duck_rows = duckdb.execute(
             DUCKDB_ENRICH.format(
                 forecast=root / settings.names.bucket("forecast-export") / "exports/bench/forecast/part-00000.csv",
                 target=next((root / settings.names.bucket("forecast-input")).rglob("part-0.csv")),

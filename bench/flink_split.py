@@ -78,7 +78,9 @@ def compare(events: Path, root: Path, rounds: int) -> tuple[float, float, list[s
         warm.write_text("".join(line for _, line in zip(range(2_000), src, strict=False)), encoding="utf-8")
     timed_split(warm, root / "warm-split")
     sql_baseline(warm, root / "warm-sql")
-    split_s, sql_s, naive = [], [], []
+    split_s: list[float] = []
+    sql_s: list[float] = []
+    naive: list[str] = []
     for i in range(rounds):
         seconds, naive = sql_baseline(events, root / f"sql-{i}")
         sql_s.append(seconds)

@@ -13,11 +13,11 @@ from datetime import date, timedelta
 import pandas as pd
 
 from bench.report import emit
+from core.holidays import holidays
 from forecast_orchestrator import metrics as m
+from forecast_orchestrator.ensemble import MODEL_EXOGENOUS, EnsembleConfig, EnsembleModel
 from forecast_orchestrator.series import EXOGENOUS, ForecastInputs
-from forecast_orchestrator.statsforecast_backend import MODEL_EXOGENOUS, BackendConfig, StatsForecastBackend
 from streaming.generator import GeneratorConfig, generate
-from streaming.holiday_calendar import holidays
 
 HORIZON = 8
 # 96 weeks from 2023-01-02: the held-out 8 weeks are Sep-Oct 2024. Holding out Black Friday and Christmas
@@ -94,7 +94,7 @@ def score(forecast: pd.DataFrame, actual: pd.DataFrame, history: pd.DataFrame, q
     return m.accuracy(frame, quantiles, history, m.SEASON_LENGTH["W"])
 
 
-def single_model(inputs: ForecastInputs, name: str, backend: StatsForecastBackend) -> pd.DataFrame:
+def single_model(inputs: ForecastInputs, name: str, backend: EnsembleModel) -> pd.DataFrame:
     """One candidate fitted on every series, no selection: its quantile forecast over the horizon."""
     sf = backend._statsforecast((name,), inputs)
     out = sf.forecast(
@@ -116,7 +116,7 @@ def run(quick: bool, only: str | None = None) -> None:
     target, related = weekly_demand(GeneratorConfig(seed=11, stores=stores, items=items, days=DAYS))
     inputs, actual = holdout(target, related)
     series = inputs.target["unique_id"].nunique()
-    backend = StatsForecastBackend(BackendConfig(n_jobs=1))
+    backend = EnsembleModel(EnsembleConfig(n_jobs=1))
 
     single_model(inputs, "AutoETS", backend)  # warm the numba cache so neither side pays compilation
     began = time.perf_counter()

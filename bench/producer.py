@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 from bench.report import emit
-from demand import aws
-from demand.settings import Settings
-from streaming.events import encode_event, parse_record
+from core import aws
+from core.settings import Settings
+from streaming.events import Rejection
 from streaming.generator import GeneratorConfig, generate
 from streaming.producer import partition_key, push_events
+from streaming.records import encode_event, parse_record
 from streaming.stream_reader import read_stream
 
 
@@ -33,6 +34,7 @@ def _naive(records: list[bytes], settings: Settings, stream: str) -> float:
     started = time.perf_counter()
     for raw in records:
         event = parse_record(raw)  # the same validation work as the batched producer
+        assert not isinstance(event, Rejection), event
         kinesis.put_record(StreamName=stream, Data=raw, PartitionKey=partition_key(event))
     return time.perf_counter() - started
 

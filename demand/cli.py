@@ -1,14 +1,17 @@
-"""The `demand` command line: the product's face. Each stage registers its commands from demand/commands/."""
+"""The `demand` command line: the product's face, on top of every stage. Each module of demand/commands/ holds
+one typer app; the list below mounts them (a group under its name, single commands at the top level)."""
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from demand.settings import Settings
+from core.settings import Settings
+from demand.commands import flink, forecast, generate, glue, land, local, push, query, report, schemas, serve, stream
+from local_stack.stack import local_settings
 
 app = typer.Typer(
     help="Anomaly-aware streaming pipeline for retail demand forecasting.",
@@ -16,6 +19,22 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
+
+# (module, group name); None mounts the module's commands at the top level. In the order `--help` lists them.
+COMMANDS: list[tuple[typer.Typer, str | None]] = [
+    (local.app, "local"),
+    (generate.app, None),
+    (push.app, None),
+    (stream.app, "stream"),
+    (flink.app, "flink"),
+    (land.app, None),
+    (glue.app, "glue"),
+    (forecast.app, "forecast"),
+    (query.app, None),
+    (serve.app, None),
+    (report.app, None),
+    (schemas.app, "schemas"),
+]
 
 
 @app.callback()
@@ -26,13 +45,18 @@ def main(
     endpoint_url: str = typer.Option(None, help="AWS endpoint (moto/LocalStack) (env DEMAND_ENDPOINT_URL)."),
     port: int = typer.Option(None, help="Local moto server port (env DEMAND_LOCAL_PORT, default 4566)."),
 ) -> None:
-    """Build the one Settings object from environment and flags; commands find it in ctx.obj."""
+    """Build the one Settings object from environment and flags; commands find it in ctx.obj. On the local runtime
+    without an endpoint, the AWS APIs are those of the local stack (`demand local up`)."""
     # Library chatter (short-history and rank warnings of the forecasting models) is not the user's business.
     warnings.filterwarnings("ignore", module=r"statsforecast\..*")
-    overrides = {"prefix": prefix, "data_root": data_root, "endpoint_url": endpoint_url, "local_port": port}
-    ctx.obj = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    flags: dict[str, Any] = {
+        "prefix": prefix,
+        "data_root": data_root,
+        "endpoint_url": endpoint_url,
+        "local_port": port,
+    }
+    ctx.obj = local_settings(Settings(**{k: v for k, v in flags.items() if v is not None}))
 
 
-# One module per stage; each exposes register(app).
-for _name in sorted(p.stem for p in (Path(__file__).parent / "commands").glob("[a-z]*.py")):
-    importlib.import_module(f"demand.commands.{_name}").register(app)
+for _commands, _name in COMMANDS:
+    app.add_typer(_commands, name=_name)

@@ -7,8 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from flink_jobs.detector import DUPLICATE, Detector, DetectorConfig, ItemState
-from streaming.events import Rejection, parse_record
+import orjson
+
+from flink_jobs.detector import Detector, DetectorConfig, ItemState
+from flink_jobs.judge import Judge
 
 
 @dataclass
@@ -33,22 +35,13 @@ class Split:
 
 
 def split_lines(lines: Iterable[bytes], config: DetectorConfig | None = None, source: str = "memory") -> Split:
-    """The job's logic in one process: parse, key by item, detect. The reference the Flink job must match."""
-    detector = Detector(config)
+    """The job's logic in one process (one Judge batch over the whole input): what the Flink job must match."""
+    raw = list(lines)
+    numbers = [str(n) for n in range(1, len(raw) + 1)]
     states: dict[str, ItemState] = {}
-    split = Split([], [], [], [], 0)
-    routes = {"clean": split.clean, "outlier": split.outliers, "reference": split.reference}
-    for number, raw in enumerate(lines, 1):
-        event = parse_record(raw)
-        if isinstance(event, Rejection):
-            split.rejected.append(event.to_record(source, None, str(number)))
-            continue
-        verdict = detector.observe(states.setdefault(event["item_id"], ItemState()), event)
-        if verdict.route == DUPLICATE or verdict.record is None:
-            split.duplicates += 1
-        else:
-            routes[verdict.route].append(verdict.record)
-    return split
+    out, _ = Judge(Detector(config), source)(raw, [None] * len(raw), numbers, states.get)
+    rows = {name: [orjson.loads(line) for line in out[name]] for name in ("clean", "outliers", "rejected", "reference")}
+    return Split(rows["clean"], rows["outliers"], rows["rejected"], rows["reference"], len(out["duplicates"]))
 
 
 @dataclass(frozen=True)

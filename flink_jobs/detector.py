@@ -1,8 +1,8 @@
 """The outlier detector as plain Python: per-item state in, a verdict out. No Flink needed.
 
-The Flink job keys the stream by item_id and keeps one `ItemState` per key; tests and the bench run the
-same code over a list. Keyed by item (not store-item) because campaigns are announced per item (store
-optional) and line quantities are an item's property; the per-item baseline also warms up 3x faster.
+The Flink job keeps one `ItemState` per item (in MapState, keyed by the item's bucket); tests and the bench run the
+same code over a dict. Per item, not per store and item: campaigns are announced per item (store optional) and
+line quantities are an item's property (docs/decisions.md).
 
 Rules, in order:
 1. duplicate event_id (seen within `dedup_ttl_ms` of event time) -> dropped, counted;

@@ -22,12 +22,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
+from flink_jobs.detector import Detector, DetectorConfig
+from flink_jobs.judge import OUTPUTS, Judge
 
-from flink_jobs.detector import CLEAN, DUPLICATE, OUTLIER, Detector, DetectorConfig, ItemState, epoch_ms
-from streaming.events import Rejection, parse_record
-
-OUTPUTS = ("clean", "outliers", "rejected", "reference", "duplicates")
 # Items hash to this many buckets, the key of the Python operator's state (item -> ItemState inside a bucket).
 # Fixed for the life of a deployment: changing it moves items to other buckets, which forgets their state.
 BUCKETS = 256
@@ -51,13 +48,12 @@ class JobConfig:
     max_restarts: int | None = 3  # then the job fails with the error (None: Flink's default, restart forever)
 
 
-# Computed in the JVM from the raw record (BYTES: the parser sees what arrived and can tell non-UTF-8 from
-# bad JSON) before any Python runs: the event time and the item's bucket. Neither uses JSON_VALUE, which parses
-# the whole record on each call: four calls cost the JVM ~16 us a record, more than twice the rest of its work
-# (measured on 250k events). The event time is read with a regular expression that finds it in direct events
-# and DMS envelopes ("data": {...}) alike; a record whose event time is not in the wire format
-# (2023-01-02T10:00:00.000Z) gets epoch 0, which only the watermark sees (the parser still judges it). The
-# bucket comes from the ItemBucket function (flink_jobs/java), which decodes the item_id's JSON escapes.
+# Computed in the JVM from the raw record (BYTES: the parser sees what arrived and can tell non-UTF-8 from bad
+# JSON) before any Python runs: the event time and the item's bucket, neither with JSON_VALUE, which parses the
+# whole record on each call (docs/decisions.md). The event time is read with a regular expression that finds it
+# in direct events and DMS envelopes ("data": {...}) alike; a record whose event time is not in the wire format
+# (2023-01-02T10:00:00.000Z) gets epoch 0, which only the watermark sees (the parser still judges it). The bucket
+# comes from the ItemBucket function (flink_jobs/java), which decodes the item_id's JSON escapes.
 EVENT_TIME_SQL = (
     "COALESCE(TO_TIMESTAMP(REGEXP_EXTRACT(CAST(line AS STRING), "
     """'"event_time"\\s*:\\s*"(\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3})Z"', 1), """
@@ -70,42 +66,6 @@ def watermark_sql(config: JobConfig) -> str:
     s = config.out_of_orderness_s
     lag = f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
     return f"ts AS {EVENT_TIME_SQL},\n  WATERMARK FOR ts AS ts - INTERVAL '{lag}' HOUR TO SECOND"
-
-
-class Judge:
-    """Plain Python, no Flink: a batch of raw records -> output lines by name, using and updating item states.
-
-    `load(item_id)` returns an item's stored ItemState (or None); the states the batch touched come back
-    for the caller to store. Records are judged in arrival order, so how a stream is cut into batches does
-    not change any verdict."""
-
-    def __init__(self, detector: Detector, source: str):
-        self.detector = detector
-        self.source = source
-
-    def __call__(self, lines, shard_ids, sequence_numbers, load) -> tuple[dict[str, list[bytes]], dict[str, ItemState]]:
-        out: dict[str, list[bytes]] = {name: [] for name in OUTPUTS}
-        clean, outliers, reference, duplicates = out["clean"], out["outliers"], out["reference"], out["duplicates"]
-        states: dict[str, ItemState] = {}
-        observe, dumps = self.detector.observe, orjson.dumps
-        for line, shard_id, sequence_number in zip(lines, shard_ids, sequence_numbers, strict=True):
-            event = parse_record(line)
-            if type(event) is Rejection:
-                out["rejected"].append(dumps(event.to_record(self.source, shard_id, sequence_number)))
-                continue
-            item = event["item_id"]
-            state = states.get(item)
-            if state is None:
-                state = states[item] = load(item) or ItemState()
-            verdict = observe(state, event, epoch_ms(event["event_time"]))
-            route = verdict.route
-            if route == CLEAN:
-                clean.append(dumps(verdict.record))
-            elif route == DUPLICATE:
-                duplicates.append(event["event_id"].encode())
-            else:
-                (outliers if route == OUTLIER else reference).append(dumps(verdict.record))
-        return out, states
 
 
 def build_split(tenv, config: JobConfig, raw: str = "raw_events"):

@@ -1,7 +1,8 @@
 """Runtime properties of the outlier split job, as Managed Service for Apache Flink passes them.
 
-On AWS they come from the application's property groups (/etc/flink/application_properties.json);
-locally from Settings. The CloudFormation/Terraform application definitions are tested against these names.
+On AWS they come from the application's property groups (/etc/flink/application_properties.json) and map
+onto outlier_split.JobConfig; locally JobConfig comes from the `demand flink run` flags. The
+CloudFormation/Terraform application definitions are tested against these names.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from forecast_orchestrator.backends import DONE, FAILED, IN_PROGRESS, backoff
+from core.object_store import ObjectStore
+from core.settings import Settings
+from forecast_orchestrator.backends import DONE, FAILED, IN_PROGRESS, Clients, backoff, register
 
 log = logging.getLogger("demand.orchestrator")
 
@@ -60,7 +62,7 @@ def accuracy_summary(response: dict[str, Any]) -> dict[str, Any]:
         for w in metrics.get("WeightedQuantileLosses", [])
         if "Quantile" in w and "LossValue" in w
     }
-    errors = {e.get("ForecastType"): e for e in metrics.get("ErrorMetrics", [])}
+    errors: dict[str, dict[str, Any]] = {e.get("ForecastType"): e for e in metrics.get("ErrorMetrics", [])}
     point = errors.get("mean") or errors.get("0.5") or next(iter(errors.values()), {})
     for key in ("WAPE", "RMSE", "MAPE", "MASE"):
         if key in point:
@@ -73,7 +75,7 @@ def accuracy_summary(response: dict[str, Any]) -> dict[str, Any]:
 class AmazonForecastBackend:
     name = "amazon-forecast"
 
-    def __init__(self, settings, forecast_client):
+    def __init__(self, settings: Settings, forecast_client):
         if not settings.forecast_role_arn:
             raise ValueError("forecast_backend amazon-forecast needs forecast_role_arn (DEMAND_FORECAST_ROLE_ARN)")
         self.settings = settings
@@ -281,3 +283,8 @@ class AmazonForecastBackend:
         if result["status"] == DONE:
             result["export"] = {"bucket": self.export_bucket, "prefix": self._export_prefix(run)}
         return result
+
+
+@register("amazon-forecast")
+def _amazon_forecast(settings: Settings, store: ObjectStore, clients: Clients) -> AmazonForecastBackend:
+    return AmazonForecastBackend(settings, clients("forecast"))

@@ -8,7 +8,11 @@ waits (with back-off) and calls the matching check method. Synchronous backends 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
+
+from core.object_store import ObjectStore
+from core.settings import Settings
 
 DONE, IN_PROGRESS, FAILED = "DONE", "IN_PROGRESS", "FAILED"
 MAX_WAIT_SECONDS = 300
@@ -34,18 +38,28 @@ class ForecastBackend(Protocol):
     def check_export(self, run: dict[str, Any]) -> dict[str, Any]: ...
 
 
-def make_backend(settings, store, clients) -> ForecastBackend:
-    name = settings.forecast_backend
-    if name == "statsforecast" and settings.model_job:
-        from forecast_orchestrator.glue_backend import GlueStatsForecastBackend
+Clients = Callable[[str], Any]  # service name -> boto3 client
+Factory = Callable[[Settings, ObjectStore, Clients], ForecastBackend]
+_CANDIDATES: dict[str, list[tuple[Callable[[Settings], bool], Factory]]] = {}
 
-        return GlueStatsForecastBackend(settings, store, clients("glue"))
-    if name == "statsforecast":
-        from forecast_orchestrator.local_backend import StatsForecastStepBackend
 
-        return StatsForecastStepBackend(settings, store)
-    if name == "amazon-forecast":
-        from forecast_orchestrator.amazon_forecast import AmazonForecastBackend
+def register(name: str, when: Callable[[Settings], bool] = lambda settings: True) -> Callable[[Factory], Factory]:
+    """Register a backend factory for `Settings.forecast_backend == name` (and `when(settings)`). The modules that
+    implement backends register themselves; the workflow's entry (handlers.py) imports them."""
 
-        return AmazonForecastBackend(settings, clients("forecast"))
-    raise ValueError(f"forecast_backend {name!r} must be statsforecast or amazon-forecast")
+    def decorate(factory: Factory) -> Factory:
+        _CANDIDATES.setdefault(name, []).append((when, factory))
+        return factory
+
+    return decorate
+
+
+def make_backend(settings: Settings, store: ObjectStore, clients: Clients) -> ForecastBackend:
+    """The one registered backend that fits the settings; `clients(service)` gives boto3 clients."""
+    fits = [factory for when, factory in _CANDIDATES.get(settings.forecast_backend, []) if when(settings)]
+    if len(fits) != 1:
+        known = ", ".join(sorted(_CANDIDATES)) or "none registered"
+        raise ValueError(
+            f"forecast_backend {settings.forecast_backend!r} has {len(fits)} fitting backends (known: {known})"
+        )
+    return fits[0](settings, store, clients)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.forecast_datasets import series_keys
 from forecast_orchestrator.series import split_unique_id
 
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # Forecast export: 2024-01-01T00:00:00Z
@@ -28,8 +29,7 @@ def forecast_table(forecast: pd.DataFrame, with_location: bool) -> pd.DataFrame:
     out = split_unique_id(forecast[columns], with_location)
     out = out.rename(columns={"ds": "date"})
     out["date"] = pd.to_datetime(out["date"]).dt.strftime(DATE_FORMAT)
-    keys = ["item_id", "location"] if with_location else ["item_id"]
-    return out.sort_values([*keys, "date"]).reset_index(drop=True)
+    return out.sort_values([*series_keys(with_location), "date"]).reset_index(drop=True)
 
 
 def _clean(value: Any) -> Any:

@@ -17,9 +17,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from demand.aws import client
-from demand.object_store import ObjectStore, object_store
-from demand.settings import Settings
+from core.aws import client
+from core.object_store import ObjectStore, object_store
+from core.settings import Settings
+from forecast_orchestrator import amazon_forecast, ensemble_backend, ensemble_on_glue  # noqa: F401 - they register
 from forecast_orchestrator.backends import DONE, ForecastBackend, make_backend
 
 log = logging.getLogger("demand.orchestrator")
@@ -122,7 +123,7 @@ def accuracy_gate(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
         "tolerance": rt.settings.gate_tolerance,
     }
     if wins:
-        condition = {"ConditionExpression": "attribute_not_exists(dataset_group)"}
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(dataset_group)"}
         if champion:
             condition = {
                 "ConditionExpression": "predictor_id = :old",
@@ -138,7 +139,7 @@ def accuracy_gate(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
             },
             **condition,
         )
-    winner = challenger if wins else champion
+    winner = challenger if wins or champion is None else champion
     log.info("run=%s gate promoted=%s predictor=%s", run["run_id"], wins, winner["predictor_id"])
     return {**run, "gate": decision, "forecast_predictor": winner["predictor_id"]}
 

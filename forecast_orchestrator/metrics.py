@@ -37,10 +37,15 @@ def _ratio(numerator: float, denominator: float) -> float:
     return 0.0 if numerator == 0 else float("nan")
 
 
+def pinball(y: np.ndarray, q: np.ndarray, tau: float) -> np.ndarray:
+    """Pinball loss of quantile forecast q at level tau, per element."""
+    diff = np.asarray(y, dtype=float) - np.asarray(q, dtype=float)
+    return np.maximum(diff, 0) * tau + np.maximum(-diff, 0) * (1 - tau)
+
+
 def quantile_loss(y: np.ndarray, q: np.ndarray, tau: float) -> float:
     """Total pinball loss of quantile forecast q at level tau (the wQL numerator before the factor 2)."""
-    diff = np.asarray(y, dtype=float) - np.asarray(q, dtype=float)
-    return float(np.sum(np.maximum(diff, 0) * tau + np.maximum(-diff, 0) * (1 - tau)))
+    return float(np.sum(pinball(y, q, tau)))
 
 
 def wql(y: np.ndarray, q: np.ndarray, tau: float) -> float:

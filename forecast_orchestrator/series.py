@@ -16,9 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from demand.object_store import ObjectStore
+from core.forecast_datasets import RELATED_COLUMNS, series_keys
+from core.object_store import ObjectStore
 
-EXOGENOUS: tuple[str, ...] = ("price", "promotion_flag", "discount", "holiday_flag")
+EXOGENOUS: tuple[str, ...] = RELATED_COLUMNS  # price, promotion_flag, discount, holiday_flag
 SEPARATOR = "|"  # between item_id and location in unique_id; item ids never contain it (SKU00001)
 
 
@@ -120,7 +121,7 @@ def _numbers(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], where: s
 
 def to_long(target: pd.DataFrame, related: pd.DataFrame, with_location: bool, where: str) -> tuple:
     """Forecast-layout target and related frames (strings) -> (target, related) in the long format."""
-    keys = ["item_id", "location"] if with_location else ["item_id"]
+    keys = series_keys(with_location)
     _require(target, [*keys, "timestamp", "demand"], f"{where} target")
     _require(related, [*keys, "timestamp", *EXOGENOUS], f"{where} related")
     y = pd.DataFrame({"unique_id": unique_ids(target, with_location), "ds": _timestamps(target["timestamp"], where)})

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from demand.settings import Settings
+from core.settings import Settings
 from forecast_orchestrator.handlers import Runtime, dispatch
 from forecast_orchestrator.state_machine import run_local
 

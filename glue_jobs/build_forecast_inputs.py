@@ -17,19 +17,21 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from demand.object_store import ObjectStore, object_store
-from demand.settings import Settings
+from core.forecast_datasets import DATASETS, TIMESTAMP_FORMAT, series_keys
+from core.forecast_datasets import columns as dataset_columns
+from core.holidays import DEFAULT_COUNTRY, holidays
+from core.object_store import ObjectStore, object_store
+from core.settings import Settings
+from core.tables import CAMPAIGNS, PRODUCTS, SALES, Table
 from glue_jobs import forecast_inputs as fi
 from glue_jobs.runtime import resolve_args, settings_from_args, spark_session
-from streaming.holiday_calendar import holidays
-from streaming.layout import LANDINGS
 
 OPTIONAL = {
     "window_end": "",
     "window_start": "",
     "frequency": "",
     "horizon": "",
-    "country": "DE",
+    "country": "",
     "with_location": "false",
     "prefix": "",
     "runtime": "",
@@ -44,7 +46,7 @@ class DatasetError(ValueError):
 @dataclass(frozen=True)
 class BuildRequest:
     window: fi.RunWindow
-    country: str = "DE"
+    country: str = DEFAULT_COUNTRY
     with_location: bool = False
 
 
@@ -52,8 +54,7 @@ def dataset_prefix(window: fi.RunWindow) -> str:
     return f"datasets/{window.frequency}/{window.end.isoformat()}/"
 
 
-def _read(spark, store: ObjectStore, settings: Settings, landing_name: str, required: bool):
-    landing = LANDINGS[landing_name]
+def _read(spark, store: ObjectStore, settings: Settings, landing: Table, required: bool):
     bucket = settings.names.bucket(landing.bucket_role)
     uri = store.uri(bucket, landing.prefix + "/")
     if not any(key.endswith(".parquet") for key in store.list(bucket, landing.prefix + "/")):
@@ -65,7 +66,7 @@ def _read(spark, store: ObjectStore, settings: Settings, landing_name: str, requ
 
 def check_datasets(target, related, metadata, window: fi.RunWindow, with_location: bool) -> dict[str, int]:
     """Amazon Forecast's dataset rules; raises DatasetError naming the first broken one. Returns row counts."""
-    keys = ["item_id", "location"] if with_location else ["item_id"]
+    keys = series_keys(with_location)
     for name, df in (("target", target), ("related", related)):
         dup = df.groupBy(*keys, "timestamp").count().where("count > 1").limit(1).collect()
         if dup:
@@ -90,9 +91,9 @@ def build(spark, settings: Settings, request: BuildRequest) -> dict:
     """Read staged data, build and check the datasets, write them and the manifest. Returns the manifest."""
     store = object_store(settings)
     window = request.window
-    sales = _read(spark, store, settings, "clean", required=True)
-    products = _read(spark, store, settings, "products", required=False)
-    campaigns = _read(spark, store, settings, "campaigns", required=False)
+    sales = _read(spark, store, settings, SALES, required=True)
+    products = _read(spark, store, settings, PRODUCTS, required=False)
+    campaigns = _read(spark, store, settings, CAMPAIGNS, required=False)
     sales = fi.net_sales(fi.in_window(sales, window)).cache()
     if sales.limit(1).count() == 0:
         raise DatasetError(f"no staged sales in the window {window.start}..{window.end} (end exclusive)")
@@ -108,11 +109,9 @@ def build(spark, settings: Settings, request: BuildRequest) -> dict:
         store.delete(bucket, base + marker)
     datasets = {}
     for name, df in (("target", target), ("related", related), ("metadata", metadata)):
-        dataset_type, columns = fi.DATASETS[name]
-        if request.with_location and name != "metadata":
-            columns = [columns[0], fi.LOCATION, *columns[1:]]
+        dataset_type, columns = DATASETS[name][0], dataset_columns(name, request.with_location)
         df.select(*[c for c, _ in columns]).coalesce(1).write.mode("overwrite").option("header", True).option(
-            "dateFormat", fi.TIMESTAMP_FORMAT
+            "dateFormat", TIMESTAMP_FORMAT
         ).csv(store.uri(bucket, base + name))
         schema = {"Attributes": [{"AttributeName": c, "AttributeType": t} for c, t in columns]}
         store.put(bucket, f"{base}schema/{name}.json", json.dumps(schema, indent=2).encode())
@@ -128,7 +127,7 @@ def build(spark, settings: Settings, request: BuildRequest) -> dict:
         "window_start": window.start.isoformat(),
         "window_end": window.end.isoformat(),
         "horizon": window.horizon,
-        "timestamp_format": fi.TIMESTAMP_FORMAT,
+        "timestamp_format": TIMESTAMP_FORMAT,
         "country": request.country,
         "with_location": request.with_location,
         "datasets": datasets,
@@ -162,7 +161,9 @@ def request_from_args(args: dict[str, str], settings: Settings) -> BuildRequest:
         window = fi.RunWindow(start, end, frequency, int(args.get("horizon") or settings.horizon))
     except ValueError as exc:
         raise DatasetError(str(exc)) from None
-    return BuildRequest(window, args.get("country") or "DE", (args.get("with_location") or "").lower() == "true")
+    return BuildRequest(
+        window, args.get("country") or settings.country, (args.get("with_location") or "").lower() == "true"
+    )
 
 
 def main(argv: list[str]) -> dict:

@@ -8,7 +8,7 @@ The export manifest (written last by the forecast workflow) names the run, its p
 forecast files and the input manifest. Output: `forecasts/run_date=<d>/run=<run_id>/` in the enriched
 bucket, replaced as a whole on a re-run (idempotent per run); the table and partition are registered in
 the Glue Data Catalog on AWS, in `<data_root>/glue-catalog.json` locally. Then the job tells the API's
-DynamoDB cache that a run was enriched (api.cache.record_enriched_run), so the API serves it at once.
+DynamoDB cache that a run was enriched (core.cache_generation), so the API serves it at once.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from api.cache import record_enriched_run
-from demand.object_store import ObjectStore, object_store
-from demand.settings import Settings
+from core import aws
+from core.cache_generation import record_enriched_run
+from core.object_store import ObjectStore, object_store
+from core.settings import Settings
+from core.tables import ENRICHED_FORECASTS, OUTLIERS, PRODUCTS, Table, write_local_catalog
 from glue_jobs import enrichment
 from glue_jobs.forecast_inputs import item_metadata
 from glue_jobs.runtime import resolve_args, settings_from_args, spark_session
-from query.catalog import ENRICHED_TABLE, TABLES, write_local_catalog
 
 OPTIONAL = {"recent_periods": "8", "prefix": "", "runtime": "", "data_root": ""}
 
@@ -53,8 +54,7 @@ def latest_export_manifest(settings: Settings) -> str | None:
     return max(keys, key=lambda k: json.loads(store.get(bucket, k))["run_started_at"])
 
 
-def _read_parquet(spark, store: ObjectStore, settings: Settings, table: str):
-    t = TABLES[table]
+def _read_parquet(spark, store: ObjectStore, settings: Settings, t: Table):
     bucket = settings.names.bucket(t.bucket_role)
     if not any(k.endswith(".parquet") for k in store.list(bucket, t.prefix + "/")):
         return None
@@ -68,8 +68,8 @@ def _csv(spark, store: ObjectStore, bucket: str, keys: list[str]):
 
 
 def enrich_run(spark, settings: Settings, export_key: str, recent_periods: int = 8) -> dict[str, Any]:
-    """Write and register one run's enriched forecasts; the caller then calls record_enriched_run (as main
-    does) when an API cache is to serve them (tests and benchmarks of the join alone have no DynamoDB)."""
+    """Write and register one run's enriched forecasts (the join alone: tests and benchmarks of it need no
+    DynamoDB; `publish_run` also tells the API cache)."""
     store = object_store(settings)
     bucket, key = _split_key(export_key, settings)
     try:
@@ -91,16 +91,16 @@ def enrich_run(spark, settings: Settings, export_key: str, recent_periods: int =
     target = _csv(spark, store, run["input_bucket"], target_keys).withColumn("demand", F.col("demand").cast("double"))
     actuals = enrichment.recent_actuals(target, recent_periods, with_location)
 
-    products = _read_parquet(spark, store, settings, "products")
+    products = _read_parquet(spark, store, settings, PRODUCTS)
     metadata = item_metadata(products, forecast.select("item_id").distinct())
     outliers = enrichment.outlier_summary(
-        _read_parquet(spark, store, settings, "outliers"), inputs["window_start"], inputs["window_end"]
+        _read_parquet(spark, store, settings, OUTLIERS), inputs["window_start"], inputs["window_end"]
     )
     enriched = enrichment.enrich(forecast, metadata, actuals, outliers, run)
 
     run_date = date.fromisoformat(run["run_started_at"][:10]).isoformat()
-    out_bucket = settings.names.bucket(ENRICHED_TABLE.bucket_role)
-    partition = f"{ENRICHED_TABLE.prefix}/run_date={run_date}/run={run['run_id']}/"
+    out_bucket = settings.names.bucket(ENRICHED_FORECASTS.bucket_role)
+    partition = f"{ENRICHED_FORECASTS.prefix}/run_date={run_date}/run={run['run_id']}/"
     enriched.coalesce(1).write.mode("overwrite").parquet(store.uri(out_bucket, partition))
     rows = spark.read.parquet(store.uri(out_bucket, partition)).count()
     _register(settings, run_date, run["run_id"], partition)
@@ -112,10 +112,10 @@ def _register(settings: Settings, run_date: str, run_id: str, partition: str) ->
     if settings.runtime == "local":
         write_local_catalog(settings)
         return
-    from demand.aws import client
+    from core.aws import client
 
     glue = client("glue", settings)
-    table_input = ENRICHED_TABLE.glue_definition(settings)
+    table_input = ENRICHED_FORECASTS.glue_definition(settings)
     db = settings.names.glue_database
     try:
         glue.update_table(DatabaseName=db, TableInput=table_input)
@@ -126,9 +126,18 @@ def _register(settings: Settings, run_date: str, run_id: str, partition: str) ->
     with contextlib.suppress(glue.exceptions.AlreadyExistsException):
         glue.create_partition(
             DatabaseName=db,
-            TableName=ENRICHED_TABLE.name,
+            TableName=ENRICHED_FORECASTS.name,
             PartitionInput={"Values": [run_date, run_id], "StorageDescriptor": storage},
         )
+
+
+def publish_run(spark, settings: Settings, export_key: str, recent_periods: int = 8) -> dict[str, Any]:
+    """enrich_run, then tell the API's cache that the run's forecasts are there (when the AWS APIs answer: on
+    AWS always; locally only while the local stack runs, since moto keeps the cache table in memory)."""
+    result = enrich_run(spark, settings, export_key, recent_periods)
+    if aws.answers(settings):
+        result["api_cache_generation"] = record_enriched_run(settings, result["run_id"])
+    return result
 
 
 def main(argv: list[str]) -> dict[str, Any]:
@@ -137,8 +146,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     spark, job = spark_session(args["JOB_NAME"])
     if job is not None:
         job.init(args["JOB_NAME"], args)
-    result = enrich_run(spark, settings, args["export_key"], int(args["recent_periods"]))
-    result["api_cache_generation"] = record_enriched_run(settings, result["run_id"])
+    result = publish_run(spark, settings, args["export_key"], int(args["recent_periods"]))
     if job is not None:
         job.commit()
     return result

@@ -10,11 +10,8 @@ from typing import Any
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from streaming.contracts import ENRICHED
-
-
-def series_keys(with_location: bool) -> list[str]:
-    return ["item_id", "location"] if with_location else ["item_id"]
+from core.contracts import ENRICHED
+from core.forecast_datasets import series_keys
 
 
 def recent_actuals(target: DataFrame, periods: int, with_location: bool) -> DataFrame:

@@ -3,9 +3,8 @@
 Plain functions over DataFrames, the same on Glue 5.0 and local PySpark; the entry script
 (build_forecast_inputs.py) only reads, calls these and writes.
 
-Rules, from the Amazon Forecast developer guide (RETAIL domain, "Dataset guidelines"):
-- target `item_id, [location,] timestamp, demand`; related `item_id, [location,] timestamp, price,
-  promotion_flag, discount, holiday_flag`; metadata `item_id, category, brand`.
+The layout is core/forecast_datasets.py. Rules, from the Amazon Forecast developer guide (RETAIL domain,
+"Dataset guidelines"):
 - no duplicate (item, location, timestamp); related series must extend over the forecast horizon;
   metadata must cover every target item; timestamps `yyyy-MM-dd` for daily or coarser frequencies.
 """
@@ -18,29 +17,8 @@ from datetime import date, datetime, timedelta
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-# Forecast dataset schemas (CreateDataset "Schema.Attributes"), column order = CSV column order.
-DATASETS: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "target": (
-        "TARGET_TIME_SERIES",
-        [("item_id", "string"), ("timestamp", "timestamp"), ("demand", "float")],
-    ),
-    "related": (
-        "RELATED_TIME_SERIES",
-        [
-            ("item_id", "string"),
-            ("timestamp", "timestamp"),
-            ("price", "float"),
-            ("promotion_flag", "integer"),
-            ("discount", "float"),
-            ("holiday_flag", "integer"),
-        ],
-    ),
-    "metadata": ("ITEM_METADATA", [("item_id", "string"), ("category", "string"), ("brand", "string")]),
-}
-LOCATION = ("location", "string")
 # The sale fields the datasets need; projecting early keeps shuffles and the cache small.
 SALE_COLUMNS = ("event_id", "event_time", "store_id", "item_id", "quantity", "unit_price", "order_id")
-TIMESTAMP_FORMAT = "yyyy-MM-dd"  # Forecast accepts yyyy-MM-dd for D and coarser frequencies
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from demand.settings import Settings
+from core.settings import Settings
 
 
 class JobArgumentError(ValueError):

@@ -14,8 +14,8 @@ import duckdb
 import sqlglot
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
-from demand.settings import Settings
-from query.catalog import TABLES
+from core.settings import Settings
+from core.tables import TABLES
 from query.named_queries import VIEWS
 
 _DUCK_TYPES = {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make package`: build the deployment artefacts under artefacts/ (no network, no AWS).
 #
-#   artefacts/flink/outlier-split.zip      Managed Flink application: flink_jobs/ + streaming/ + demand/
+#   artefacts/flink/outlier-split.zip      Managed Flink application: flink_jobs/ + streaming/ + core/
 #                                          (+ lib/flink-sql-connector-kinesis.jar if you fetched it, see below)
 #   artefacts/glue/<job>.py                Glue 5.0 entry scripts (glue_jobs/*.py with a main)
 #   artefacts/glue/demand_pipeline.zip     the packages the Glue scripts import (--extra-py-files)
@@ -46,7 +46,7 @@ PYZIP
 }
 
 echo "Flink application"
-zip_tree "$OUT/flink/outlier-split.zip" flink_jobs streaming demand
+zip_tree "$OUT/flink/outlier-split.zip" flink_jobs streaming core
 # Managed Flink takes one jar file: the connector's, with the job's own operators (flink_jobs/java) added.
 OWN_JAR=$("$PY" -m flink_jobs.jars)
 CONNECTOR=""
@@ -77,14 +77,14 @@ MSG
 fi
 
 echo "Glue scripts"
-for script in glue_jobs/build_forecast_inputs.py glue_jobs/enrich_forecast.py glue_jobs/forecast_model.py; do
+for script in glue_jobs/build_forecast_inputs.py glue_jobs/enrich_forecast.py glue_jobs/forecast_steps.py; do
   if [ -f "$script" ]; then cp "$script" "$OUT/glue/"; echo "  $OUT/glue/$(basename "$script")"
   else echo "  warning: $script does not exist yet; the Glue job will fail until it does" >&2; fi
 done
-zip_tree "$OUT/glue/demand_pipeline.zip" glue_jobs streaming demand query api forecast_orchestrator
+zip_tree "$OUT/glue/demand_pipeline.zip" glue_jobs forecast_orchestrator core
 
 echo "Lambda bundle"
-zip_tree "$OUT/lambda/orchestrator.zip" forecast_orchestrator streaming demand
+zip_tree "$OUT/lambda/orchestrator.zip" forecast_orchestrator core
 
 (cd "$OUT" && find . -type f ! -name SHA256SUMS -print0 | sort -z | xargs -0 sha256sum > SHA256SUMS)
 echo "artefacts ready in $OUT/ (deploy with: make deploy)"

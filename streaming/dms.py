@@ -16,7 +16,7 @@ import math
 import re
 from typing import Any
 
-from streaming.contracts import EVENTS, SCHEMA_VERSION
+from core.contracts import EVENTS, SCHEMA_VERSION
 from streaming.events import EventError, parse_time, show
 
 # Source table -> event type. Override by naming the tables after the event types.

@@ -1,13 +1,13 @@
-"""Parse and validate raw records into events, or a rejection with a reason. Never raises on bad input.
+"""Validate event objects against their contracts: the normalised event, or EventError with a code and a reason.
 
-The checks are driven by the field specs in `contracts.py` (the same ones the JSON Schema is derived
-from), hand-rolled because jsonschema is ~50x slower and this runs once per event in the Flink job.
+The checks are driven by the field specs in core/contracts.py (the same ones the JSON Schema is derived from),
+hand-rolled for speed because this runs once per event in the Flink job (docs/decisions.md). Raw bytes become
+objects in streaming/records.py.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import math
 import re
 import reprlib
@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
-from streaming.contracts import EVENTS, Contract, Field
+from core.contracts import EVENTS, Contract, Field
 
 # RFC 3339 date-time (what JSON Schema's "date-time" format means): a 'T', and a zone (Z or an offset).
 # ASCII digits only and no trailing newline (fullmatch), as RFC 3339 says.
@@ -190,8 +188,8 @@ _EXACT_FLOAT = 2**53  # ints within this convert to float exactly (and never ove
 def _fast_validator(contract: Contract) -> Callable[[dict], dict[str, Any] | None]:
     """The common case as straight-line code (generated once per contract): the normalised event when every
     field is plainly valid (wire-format timestamps, in-range ints and floats, ...), else None, and the field
-    checks above decide and explain. It accepts a subset of what they accept and normalises the same way;
-    per event it is ~3x faster than calling one check per field (the Flink job validates every record)."""
+    checks above decide and explain. It accepts a subset of what they accept and normalises the same way, and
+    is several times faster than calling one check per field (the Flink job validates every record)."""
     env: dict[str, Any] = {"_WIRE": _WIRE, "_iso": datetime.fromisoformat, "_finite": math.isfinite}
     env["_names"] = frozenset(contract.names)
     lines = ["def fast(obj):", "    if not obj.keys() <= _names:", "        return None", "    get = obj.get"]
@@ -289,38 +287,3 @@ def validate_event(obj: Any) -> dict[str, Any]:
             f"(promotion {show(event['promotion_id'])})",
         )
     return event
-
-
-def parse_record(raw: bytes) -> dict[str, Any] | Rejection:
-    """One raw record (a direct event or a DMS CDC envelope) -> one event, or a Rejection. Never raises."""
-    try:
-        obj = orjson.loads(raw)  # ~2x faster; what it refuses, the standard library decides (and explains)
-    except orjson.JSONDecodeError:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return Rejection("not_utf8", f"record is not UTF-8 text: {exc}", raw)
-        try:
-            obj = json.loads(text)  # NaN and 1e400 parse here; validation rejects them
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer over 4300 digits
-            return Rejection("invalid_json", f"record is not JSON: {exc}", raw)
-        try:  # "\ud800" parses too, but no UTF-8 output (the job's JSON lines, parquet) can carry it
-            json.dumps(obj, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError as exc:
-            return Rejection("invalid_unicode", f"record holds a lone surrogate escape: {exc}", raw)
-        except RecursionError as exc:
-            return Rejection("invalid_json", f"record is nested too deeply: {exc}", raw)
-    try:
-        if isinstance(obj, dict) and "metadata" in obj:  # direct events (most records) skip the import
-            from streaming.dms import decode_dms, is_dms_envelope
-
-            if is_dms_envelope(obj):
-                obj = decode_dms(obj)
-        return validate_event(obj)
-    except EventError as exc:
-        return Rejection(exc.code, str(exc), raw)
-
-
-def encode_event(event: dict[str, Any]) -> bytes:
-    """Compact JSON without null fields: the wire form pushed to Kinesis."""
-    return json.dumps({k: v for k, v in event.items() if v is not None}, separators=(",", ":")).encode()

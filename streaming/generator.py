@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from streaming.contracts import CHANNELS, SCHEMA_VERSION
-from streaming.events import encode_event, validate_event
-from streaming.holiday_calendar import COUNTRIES, holidays, nth_weekday
+from core.contracts import CHANNELS, SCHEMA_VERSION
+from core.holidays import COUNTRIES, DEFAULT_COUNTRY, holidays, nth_weekday
+from streaming.events import validate_event
+from streaming.records import encode_event
 
 ANOMALY_KINDS: tuple[str, ...] = ("bulk_order", "quantity_typo", "price_error", "duplicate", "cancel_reissue")
 EXPECTED: dict[str, str] = {
@@ -45,7 +46,7 @@ class GeneratorConfig:
     start: str = "2023-01-02"  # a Monday, UTC date
     days: int = 364
     anomaly_rate: float = 0.01  # fraction of sale events that are injected anomalies
-    country: str = "DE"  # holiday calendar
+    country: str = DEFAULT_COUNTRY  # holiday calendar
     currency: str = "EUR"
     web_share: float = 0.3  # share of sale lines sold through the web shop
     promotions_per_item_year: float = 3.0

@@ -21,13 +21,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from demand.object_store import ObjectStore
+from core.object_store import ObjectStore
+from core.tables import CAMPAIGNS, OUTLIERS, PRODUCTS, REJECTED_RECORDS, SALES, TABLES, Table
 from streaming.events import EventError, Rejection, format_time, validate_event
-from streaming.layout import LANDINGS, Landing
 
-# Split output folder -> landing; reference events are routed by their event_type.
-_SOURCES = {"clean": "clean", "outliers": "outliers", "rejected": "rejected", "reference": None}
-_REFERENCE = {"product": "products", "campaign": "campaigns"}
+# Split output folder -> table; reference events are routed by their event_type.
+_SOURCES: dict[str, Table | None] = {
+    "clean": SALES,
+    "outliers": OUTLIERS,
+    "rejected": REJECTED_RECORDS,
+    "reference": None,
+}
+_REFERENCE = {"product": PRODUCTS, "campaign": CAMPAIGNS}
 
 
 @dataclass
@@ -55,7 +60,7 @@ def _to_datetime(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _table(rows: list[dict[str, Any]], landing: Landing) -> pa.Table:
+def _table(rows: list[dict[str, Any]], landing: Table) -> pa.Table:
     schema = landing.contract.arrow_schema()
     timestamps = [f.name for f in landing.contract.fields if f.type == "timestamp"]
     columns = {
@@ -65,7 +70,7 @@ def _table(rows: list[dict[str, Any]], landing: Landing) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def _check(record: Any, landing: Landing) -> dict[str, Any]:
+def _check(record: Any, landing: Table) -> dict[str, Any]:
     """Validate a split output line against its contract (events by the event parser, others by field)."""
     if not isinstance(record, dict):
         raise EventError("landing_schema_mismatch", f"{landing.name}: line is not a JSON object")
@@ -81,13 +86,12 @@ def _check(record: Any, landing: Landing) -> dict[str, Any]:
     return record
 
 
-def _route(source: str, line: bytes) -> tuple[Landing, dict[str, Any]] | Rejection:
+def _route(source: str, line: bytes) -> tuple[Table, dict[str, Any]] | Rejection:
     try:
         record = json.loads(line)
-        name = _SOURCES[source] or _REFERENCE.get(record.get("event_type"), "")
-        if name not in LANDINGS:
+        landing = _SOURCES[source] or _REFERENCE.get(record.get("event_type"))
+        if landing is None:
             raise EventError("landing_unknown_event", f"{source}: event_type {record.get('event_type')!r}")
-        landing = LANDINGS[name]
         return landing, _check(record, landing)
     except (json.JSONDecodeError, AttributeError) as exc:
         return Rejection("landing_invalid_json", f"{source}: {exc}", line)
@@ -108,7 +112,7 @@ def deliver(split_output: Path, store: ObjectStore, buckets: dict[str, str]) -> 
                     continue
                 routed = _route(source, line)
                 if isinstance(routed, Rejection):
-                    landing, record = LANDINGS["rejected"], routed.to_record(source=str(part))
+                    landing, record = REJECTED_RECORDS, routed.to_record(source=str(part))
                     # The part file's time, not now: a re-run must land the same row under the same key.
                     record["rejected_at"] = format_time(datetime.fromtimestamp(part.stat().st_mtime, UTC))
                 else:
@@ -116,11 +120,11 @@ def deliver(split_output: Path, store: ObjectStore, buckets: dict[str, str]) -> 
                 ts = _to_datetime(record[landing.time_field])
                 groups[(landing.name, landing.partition(ts))].append(record)
             for (name, prefix), rows in sorted(groups.items()):
-                landing = LANDINGS[name]
+                landing = TABLES[name]
                 buf = io.BytesIO()
                 pq.write_table(_table(rows, landing), buf, compression="snappy")
                 store.put(buckets[landing.bucket_role], f"{prefix}{source}-{digest}.parquet", buf.getvalue())
                 summary.objects_written += 1
-                summary.rows[name] += len(rows)
+                summary.rows[landing.name] += len(rows)
             summary.files_read += 1
     return summary

@@ -18,8 +18,10 @@ from typing import IO, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from demand import aws
-from streaming.events import Rejection, parse_record
+from core import aws
+from core.settings import Settings
+from streaming.events import Rejection
+from streaming.records import parse_record
 
 # Kinesis PutRecords limits: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html
 MAX_BATCH_RECORDS = 500
@@ -218,7 +220,7 @@ def _send(kinesis, stream: str, batch: list[_Entry], summary: PushSummary, rejec
 
 def push_events(
     records: Iterable[bytes],
-    settings,
+    settings: Settings,
     stream: str | None = None,
     rate_limit: float | None = None,
     rejected_path: Path | None = None,
@@ -286,7 +288,7 @@ def read_lines(path: Path) -> Iterator[bytes]:
                 yield line
 
 
-def push_file(path: Path, settings, rejected_path: Path | None = None, **kwargs) -> PushSummary:
+def push_file(path: Path, settings: Settings, rejected_path: Path | None = None, **kwargs) -> PushSummary:
     """push_events over a JSON-lines file; rejected rows go to `<file stem>.rejected.jsonl` by default."""
     path = Path(path)
     if rejected_path is None:

@@ -7,8 +7,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from demand import aws
-from streaming.events import Rejection, parse_record
+from core import aws
+from core.settings import Settings
+from streaming.events import Rejection
+from streaming.records import parse_record
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,9 @@ def _shard_ids(kinesis, stream: str) -> list[str]:
             return shards
 
 
-def read_stream(settings, stream: str | None = None, *, kinesis=None, limit: int = 10_000) -> list[StreamRecord]:
+def read_stream(
+    settings: Settings, stream: str | None = None, *, kinesis=None, limit: int = 10_000
+) -> list[StreamRecord]:
     """Every record of every shard from TRIM_HORIZON until caught up (no records and 0 ms behind latest)."""
     stream = stream or settings.names.sales_events_stream
     kinesis = kinesis or aws.client("kinesis", settings)

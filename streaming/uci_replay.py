@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from streaming.contracts import SCHEMA_VERSION
+from core.contracts import SCHEMA_VERSION
 from streaming.events import EventError, Rejection, format_time, validate_event
 
 COLUMNS = ("Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country")

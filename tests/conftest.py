@@ -58,7 +58,7 @@ def settings(moto_server, tmp_path, request):
     import re
     import uuid
 
-    from demand.settings import Settings
+    from core.settings import Settings
 
     name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:18]
     prefix = f"t{uuid.uuid4().hex[:6]}-{name}".rstrip("-")

@@ -13,10 +13,10 @@ from rich.table import Table
 
 from flink_jobs.outlier_split import JobConfig
 
-flink_app = typer.Typer(help="The PyFlink outlier split job.", no_args_is_help=True)
+app = typer.Typer(help="The PyFlink outlier split job.", no_args_is_help=True)
 
 
-@flink_app.command("run")
+@app.command("run")
 def run_command(
     input_path: Path = typer.Option(
         ..., "--input", help="A JSON-lines file of events, or a directory of them.", exists=True
@@ -77,7 +77,3 @@ def run_command(
     if not ok and not follow:  # a stopped --follow run counts only what its last checkpoint committed
         console.print(f"[red]counts do not add up: {counts['accounted']} accounted for, {counts['input']} input lines")
         raise typer.Exit(1)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(flink_app, name="flink")

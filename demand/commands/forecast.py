@@ -12,9 +12,8 @@ from rich.table import Table
 from forecast_orchestrator.handlers import Runtime
 from forecast_orchestrator.state_machine import asl_json
 from forecast_orchestrator.workflow import manifests, run_forecast, watch
-from streaming.local_stack import local_settings
 
-forecast_app = typer.Typer(help="Train, gate and run forecasts (the Step Functions workflow, locally).")
+app = typer.Typer(help="Train, gate and run forecasts (the Step Functions workflow, locally).")
 
 
 def _print_run(status: str, run: dict, as_json: bool) -> None:
@@ -45,7 +44,7 @@ def _print_run(status: str, run: dict, as_json: bool) -> None:
     Console().print(table)
 
 
-@forecast_app.command("run")
+@app.command("run")
 def run(
     ctx: typer.Context,
     manifest: str = typer.Option(None, help="Manifest key in the forecast-input bucket (default: the newest)."),
@@ -56,7 +55,7 @@ def run(
 ) -> None:
     """Run the workflow for one dataset build: import, train, accuracy gate, forecast, export, notify, then
     enrichment. Needs the AWS APIs (DynamoDB, SNS): start them with `demand local up` or set AWS_ENDPOINT_URL."""
-    settings = local_settings(ctx.obj)
+    settings = ctx.obj
     runtime = Runtime.build(settings)
     if manifest is None:
         found = manifests(runtime)
@@ -73,19 +72,17 @@ def run(
     with console.status("starting") as status_line:
         status, result = run_forecast(settings, manifest, runtime, on_state=lambda s: status_line.update(s))
     if status == "SUCCEEDED" and enrich and not result.get("duplicate"):
-        from api.cache import record_enriched_run
-        from glue_jobs.enrich_forecast import enrich_run
+        from glue_jobs.enrich_forecast import publish_run
         from glue_jobs.runtime import spark_session
 
         with console.status("enriching forecasts on local Spark"):
             spark, _ = spark_session("enrich_forecast")
-            result["enriched"] = enrich_run(spark, settings, result["export_manifest"]["key"])
-            result["enriched"]["api_cache_generation"] = record_enriched_run(settings, result["run_id"])
+            result["enriched"] = publish_run(spark, settings, result["export_manifest"]["key"])
     _print_run(status, result, as_json)
     raise typer.Exit(0 if status == "SUCCEEDED" else 1)
 
 
-@forecast_app.command("watch")
+@app.command("watch")
 def watch_cmd(
     ctx: typer.Context,
     interval: float = typer.Option(10.0, min=0.1, help="Seconds between polls of the forecast-input bucket."),
@@ -93,11 +90,11 @@ def watch_cmd(
 ) -> None:
     """Watch the forecast-input bucket and run the workflow for every new manifest (the local stand-in for
     S3 event -> EventBridge -> Step Functions). A manifest already run is skipped by its idempotency key."""
-    for key, status in watch(local_settings(ctx.obj), interval, max_polls):
+    for key, status in watch(ctx.obj, interval, max_polls):
         typer.echo(f"manifest={key} status={status}")
 
 
-@forecast_app.command("definition")
+@app.command("definition")
 def definition_cmd(
     out: Path = typer.Option(None, help="Write the Amazon States Language JSON here instead of stdout."),
 ) -> None:
@@ -106,7 +103,3 @@ def definition_cmd(
         out.write_text(asl_json())
     else:
         typer.echo(asl_json(), nl=False)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(forecast_app, name="forecast")

@@ -10,9 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streaming.events import encode_event
 from streaming.generator import ANOMALY_KINDS, GeneratorConfig, generate, write_dataset
+from streaming.records import encode_event
 from streaming.uci_replay import replay_uci
+
+app = typer.Typer()
 
 
 def _table(title: str, rows: list[tuple[str, str, int]]) -> Table:
@@ -25,6 +27,7 @@ def _table(title: str, rows: list[tuple[str, str, int]]) -> Table:
     return table
 
 
+@app.command("generate")
 def generate_command(
     out: Path = typer.Option(..., "--out", help="Directory for events.jsonl and labels.jsonl (created)."),
     stores: int = typer.Option(GeneratorConfig.stores, help="Number of stores.", min=1, max=999),
@@ -76,6 +79,7 @@ def generate_command(
     console.print(f"labels: {labels_path}")
 
 
+@app.command("replay-uci")
 def replay_uci_command(
     csv_path: Path = typer.Argument(
         ..., metavar="CSV", help="Online Retail II CSV (Invoice,StockCode,...,Country).", exists=True, dir_okay=False
@@ -104,8 +108,3 @@ def replay_uci_command(
     rows += [("events", "cancellations", result.cancellations), ("events", "products", result.product_events)]
     rows += [("rejected", code, n) for code, n in result.counts["rejected_by_code"].items()]
     console.print(_table(f"{csv_path} -> {events_path}", rows))
-
-
-def register(app: typer.Typer) -> None:
-    app.command("generate")(generate_command)
-    app.command("replay-uci")(replay_uci_command)

@@ -8,16 +8,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cache import record_enriched_run
-from demand import aws
 from glue_jobs.build_forecast_inputs import DatasetError, build, request_from_args
-from glue_jobs.enrich_forecast import EnrichError, enrich_run, latest_export_manifest
+from glue_jobs.enrich_forecast import EnrichError, latest_export_manifest, publish_run
 from glue_jobs.runtime import spark_session
-from streaming.local_stack import local_settings, running
 
-glue_app = typer.Typer(help="Run the Glue PySpark jobs locally.", no_args_is_help=True)
+app = typer.Typer(help="Run the Glue PySpark jobs locally.", no_args_is_help=True)
 run_app = typer.Typer(help="Run one Glue job.", no_args_is_help=True)
-glue_app.add_typer(run_app, name="run")
+app.add_typer(run_app, name="run")
 
 
 @run_app.command("build-forecast-inputs")
@@ -29,7 +26,9 @@ def build_forecast_inputs(
     window_start: str = typer.Option(None, help="Start of the run window (default: two years before the end)."),
     frequency: str = typer.Option(None, help="D or W (default from settings: W)."),
     horizon: int = typer.Option(None, help="Forecast horizon in periods (default from settings: 8)."),
-    country: str = typer.Option("DE", help="Holiday calendar for holiday_flag (DE, GB, FR, US)."),
+    country: str = typer.Option(
+        None, help="Holiday calendar for holiday_flag: DE, GB, FR or US (default from settings: DE)."
+    ),
     with_location: bool = typer.Option(False, help="Series per item and store (location) instead of per item."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
@@ -40,7 +39,7 @@ def build_forecast_inputs(
         "window_start": window_start or "",
         "frequency": frequency or "",
         "horizon": str(horizon or ""),
-        "country": country,
+        "country": country or "",
         "with_location": str(with_location).lower(),
     }
     try:
@@ -88,19 +87,11 @@ def enrich_forecast(
     with Console(stderr=True).status("enriching forecasts on local Spark..."):
         spark, _ = spark_session("enrich_forecast")
         try:
-            result = enrich_run(spark, settings, export_key, recent_periods)
+            result = publish_run(spark, settings, export_key, recent_periods)
         except EnrichError as exc:
             typer.secho(f"error: {exc}", err=True, fg="red")
             raise typer.Exit(1) from None
-    # The API cache lives in DynamoDB: on AWS, behind an explicit endpoint, or in the running local stack.
-    # With no local stack running there is no cache (moto keeps it in memory) and nothing to tell.
-    if settings.runtime == "aws" or aws.endpoint(settings) or running(settings):
-        result["api_cache_generation"] = record_enriched_run(local_settings(settings), result["run_id"])
     if as_json:
         typer.echo(json.dumps(result))
     else:
         Console().print(f"enriched {result['rows']} forecast rows of run {result['run_id']} -> {result['location']}")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(glue_app, name="glue")

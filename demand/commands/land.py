@@ -9,30 +9,31 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from demand.object_store import object_store
+from core.object_store import object_store
 from streaming.landing import deliver
 
+app = typer.Typer()
 
-def register(app: typer.Typer) -> None:
-    @app.command("land")
-    def land(
-        ctx: typer.Context,
-        split_output: Path = typer.Argument(..., help="Output folder of `demand flink run` (clean/, outliers/, ...)."),
-        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    ) -> None:
-        """Land the split's clean sales, outliers, rejected and reference events as parquet in the staged,
-        analysis and rejected buckets (Firehose's layout, partitioned by event hour). Safe to re-run."""
-        if not split_output.is_dir():
-            raise typer.BadParameter(f"{split_output} is not a folder", param_hint="SPLIT_OUTPUT")
-        settings = ctx.obj
-        with Console(stderr=True).status("landing parquet..."):
-            summary = deliver(split_output, object_store(settings), settings.names.buckets)
-        if as_json:
-            typer.echo(json.dumps(summary.as_dict()))
-            return
-        table = Table(title=f"landed {summary.files_read} part files as {summary.objects_written} parquet objects")
-        table.add_column("landing")
-        table.add_column("rows", justify="right")
-        for name, rows in sorted(summary.rows.items()):
-            table.add_row(name, str(rows))
-        Console().print(table)
+
+@app.command("land")
+def land(
+    ctx: typer.Context,
+    split_output: Path = typer.Argument(..., help="Output folder of `demand flink run` (clean/, outliers/, ...)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Land the split's clean sales, outliers, rejected and reference events as parquet in the staged,
+    analysis and rejected buckets (Firehose's layout, partitioned by event hour). Safe to re-run."""
+    if not split_output.is_dir():
+        raise typer.BadParameter(f"{split_output} is not a folder", param_hint="SPLIT_OUTPUT")
+    settings = ctx.obj
+    with Console(stderr=True).status("landing parquet..."):
+        summary = deliver(split_output, object_store(settings), settings.names.buckets)
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict()))
+        return
+    table = Table(title=f"landed {summary.files_read} part files as {summary.objects_written} parquet objects")
+    table.add_column("landing")
+    table.add_column("rows", justify="right")
+    for name, rows in sorted(summary.rows.items()):
+        table.add_row(name, str(rows))
+    Console().print(table)

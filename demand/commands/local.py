@@ -8,12 +8,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streaming import local_stack
+from core.settings import Settings
+from local_stack import stack as local_stack
 
-local_app = typer.Typer(help="Run the local stack: a moto server on 127.0.0.1 plus streams, tables and buckets.")
+app = typer.Typer(help="Run the local stack: a moto server on 127.0.0.1 plus streams, tables and buckets.")
 
 
-def _env(settings, endpoint: str) -> dict[str, str]:
+def _env(settings: Settings, endpoint: str) -> dict[str, str]:
     return {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -24,7 +25,7 @@ def _env(settings, endpoint: str) -> dict[str, str]:
     }
 
 
-@local_app.command("up")
+@app.command("up")
 def up_command(
     ctx: typer.Context,
     port: int = typer.Option(None, help="Port on 127.0.0.1 (default: the global --port, env DEMAND_LOCAL_PORT, 4566)."),
@@ -51,7 +52,7 @@ def up_command(
     typer.echo("stop it with: demand local down")
 
 
-@local_app.command("down")
+@app.command("down")
 def down_command(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -66,13 +67,13 @@ def down_command(
         typer.echo("no local stack was running")
 
 
-@local_app.command("status")
+@app.command("status")
 def status_command(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ) -> None:
     """Show the server, the streams (with shard counts), tables, topic, Glue database and buckets."""
-    settings = local_stack.local_settings(ctx.obj)
+    settings = ctx.obj
     status = local_stack.describe(settings)
     if as_json:
         typer.echo(json.dumps(status))
@@ -93,7 +94,3 @@ def status_command(
     for name, exists in status["buckets"].items():
         table.add_row("bucket", name, "exists" if exists else "missing")
     Console().print(table)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(local_app, name="local")

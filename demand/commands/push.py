@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streaming.local_stack import local_settings
 from streaming.producer import PushError, push_file
 
 
@@ -20,6 +19,10 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
+app = typer.Typer()
+
+
+@app.command("push")
 def push_command(
     ctx: typer.Context,
     file: Path = typer.Argument(
@@ -36,7 +39,7 @@ def push_command(
     Exit code 0 when every record was sent or rejected with a reason, 1 on a fatal error.
     Endpoint: --endpoint-url / AWS_ENDPOINT_URL, else the local stack (runtime local), else AWS.
     """
-    settings = local_settings(ctx.obj)
+    settings = ctx.obj
     err = Console(stderr=True)
     show = not quiet and not as_json and sys.stderr.isatty()
     try:
@@ -74,7 +77,3 @@ def push_command(
             Console().print(f"rejected records: {summary.rejected_path}")
     if not summary.complete:
         raise typer.Exit(1)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("push")(push_command)

@@ -1,8 +1,4 @@
-"""`demand schemas export`: the contracts as files people and tools read (JSON Schema, Glue columns, Athena DDL).
-
-Everything is derived from streaming/contracts.py; the copy checked in under schemas/ is compared with
-`schema_files()` by tests/unit/test_contracts.py, so it cannot drift.
-"""
+"""`demand schemas export`: the contracts as JSON Schema, Glue columns and Athena DDL (core/schema_files.py)."""
 
 from __future__ import annotations
 
@@ -13,33 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from demand.settings import ResourceNames
-from streaming.contracts import DMS_ENVELOPE_SCHEMA
-from streaming.layout import LANDINGS
+from core.schema_files import DEFAULT_PREFIX, schema_files
+from core.settings import ResourceNames
 
-# The landing layout partitions every table by event time (streaming/layout.py).
-PARTITIONS = ("year", "month", "day", "hour")
-DEFAULT_PREFIX = "demand"
+app = typer.Typer(help="The data contracts as JSON Schema, Glue columns and Athena DDL.", no_args_is_help=True)
 
 
-def _json(value: object) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
-
-
-def schema_files(names: ResourceNames) -> dict[str, str]:
-    """Relative path -> file text for every exported artefact, for the resource names of one deployment."""
-    files: dict[str, str] = {}
-    files["json/dms-envelope.schema.json"] = _json(DMS_ENVELOPE_SCHEMA)
-    for landing in LANDINGS.values():
-        contract = landing.contract
-        files[f"json/{contract.name}.schema.json"] = _json(contract.json_schema())
-        files[f"glue/{landing.prefix}.columns.json"] = _json(contract.glue_columns())
-        location = f"s3://{names.bucket(landing.bucket_role)}/{landing.prefix}/"
-        ddl = contract.athena_ddl(names.glue_database, landing.prefix, location, PARTITIONS)
-        files[f"athena/{landing.prefix}.sql"] = ddl + ";\n"
-    return dict(sorted(files.items()))
-
-
+@app.command("export")
 def export_command(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="Directory to write json/, glue/ and athena/ into (created)."),
@@ -66,11 +42,3 @@ def export_command(
         Console().print(table)
     if check and stale:
         raise typer.Exit(1)
-
-
-schemas_app = typer.Typer(help="The data contracts as JSON Schema, Glue columns and Athena DDL.", no_args_is_help=True)
-schemas_app.command("export")(export_command)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(schemas_app, name="schemas")

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import typer
 
+app = typer.Typer()
 
-def register(app: typer.Typer) -> None:
-    @app.command("serve")
-    def serve(
-        ctx: typer.Context,
-        host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-        port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
-        api_key: str = typer.Option(
-            None, envvar="DEMAND_API_KEY", help="Require this key in X-API-Key (env DEMAND_API_KEY)."
-        ),
-        cache_ttl: int = typer.Option(3600, min=1, help="Seconds a cached forecast lives in DynamoDB."),
-    ) -> None:
-        """Serve GET /items/{id}/forecast, /outliers, /overview, /health, the OpenAPI docs (/docs) and the page (/)."""
-        import uvicorn
 
-        from api.app import create_app
-        from streaming.local_stack import local_settings
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+    api_key: str = typer.Option(
+        None, envvar="DEMAND_API_KEY", help="Require this key in X-API-Key (env DEMAND_API_KEY)."
+    ),
+    cache_ttl: int = typer.Option(3600, min=1, help="Seconds a cached forecast lives in DynamoDB."),
+) -> None:
+    """Serve GET /items/{id}/forecast, /outliers, /overview, /health, the OpenAPI docs (/docs) and the page (/)."""
+    import uvicorn
 
-        settings = local_settings(ctx.obj)  # runtime local: the cache table is on the local moto server
-        typer.echo(f"forecast API on http://{host}:{port}/ (docs at /docs), cache {settings.names.api_cache_table}")
-        app_ = create_app(settings, api_key=api_key, cache_ttl=cache_ttl)
-        uvicorn.run(app_, host=host, port=port, log_level="warning")
+    from api.app import create_app
+
+    settings = ctx.obj  # runtime local: the cache table is on the local moto server (cli.main)
+    typer.echo(f"forecast API on http://{host}:{port}/ (docs at /docs), cache {settings.names.api_cache_table}")
+    app_ = create_app(settings, api_key=api_key, cache_ttl=cache_ttl)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")

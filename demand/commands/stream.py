@@ -9,13 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streaming.local_stack import local_settings
 from streaming.stream_reader import read_stream, stream_counts
 
-stream_app = typer.Typer(help="Inspect Kinesis streams.")
+app = typer.Typer(help="Inspect Kinesis streams.")
 
 
-@stream_app.command("read")
+@app.command("read")
 def read_command(
     ctx: typer.Context,
     stream: str = typer.Option(None, help="Kinesis stream (default: <prefix>-sales-events)."),
@@ -23,7 +22,7 @@ def read_command(
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:
     """Read every shard from TRIM_HORIZON until caught up; print records, distinct event_ids, duplicates."""
-    settings = local_settings(ctx.obj)
+    settings = ctx.obj
     stream = stream or settings.names.sales_events_stream
     with Console(stderr=True).status(f"reading {stream}..."):
         records = read_stream(settings, stream)
@@ -42,7 +41,3 @@ def read_command(
     for key in ("records", "distinct_event_ids", "duplicates", "undecodable", "shards"):
         table.add_row(key, f"{counts[key]:,}")
     Console().print(table)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(stream_app, name="stream")

@@ -353,7 +353,7 @@ data "aws_iam_policy_document" "orchestrator_fn" {
   statement {
     sid       = "ModelJob"
     actions   = ["glue:StartJobRun", "glue:GetJobRun"]
-    resources = [aws_glue_job.this["forecast_model"].arn]
+    resources = [aws_glue_job.this["forecast_steps"].arn]
   }
   statement {
     sid       = "AmazonForecast"

@@ -1,5 +1,5 @@
 # The pipeline stack; resource for resource the same as infra/cloudformation/pipeline.yaml.
-# Names follow demand.settings.ResourceNames (tests/unit/test_infra_names.py compares them).
+# Names follow core.settings.ResourceNames (tests/unit/test_infra_names.py compares them).
 
 locals {
   account   = data.aws_caller_identity.current.account_id
@@ -16,7 +16,7 @@ locals {
     "sales-outliers" = "${var.prefix}-sales-outliers"
   }
 
-  # demand.settings.BUCKET_ROLES -> ResourceNames.bucket(role); lifecycle per role.
+  # core.settings.BUCKET_ROLES -> ResourceNames.bucket(role); lifecycle per role.
   bucket_roles = ["staged", "analysis", "rejected", "forecast-input", "forecast-export", "enriched", "athena-results"]
   buckets      = { for role in local.bucket_roles : role => "${var.prefix}-${role}${var.bucket_suffix}" }
   bucket_lifecycle = {
@@ -36,16 +36,16 @@ locals {
     "forecast-runs"       = { hash_key = "run_id", ttl = null }
   }
 
-  # Glue tables = streaming/layout.py LANDINGS prefixes; columns from generated.tf.
+  # Glue tables = core/tables.py LANDED table names; columns from generated.tf.
   glue_tables = {
-    sales     = { bucket = "staged", description = "Clean sales landed by Firehose (streaming.contracts.SALE)." }
-    outliers  = { bucket = "analysis", description = "Outlier sales with the reason (streaming.contracts.OUTLIER)." }
-    rejected  = { bucket = "rejected", description = "Records that could not become events (streaming.contracts.REJECTED)." }
-    products  = { bucket = "staged", description = "Item metadata updates (streaming.contracts.PRODUCT)." }
-    campaigns = { bucket = "staged", description = "Promotion start/end events (streaming.contracts.CAMPAIGN)." }
+    sales     = { bucket = "staged", description = "Clean sales landed by Firehose (core.contracts.SALE)." }
+    outliers  = { bucket = "analysis", description = "Outlier sales with the reason (core.contracts.OUTLIER)." }
+    rejected  = { bucket = "rejected", description = "Records that could not become events (core.contracts.REJECTED)." }
+    products  = { bucket = "staged", description = "Item metadata updates (core.contracts.PRODUCT)." }
+    campaigns = { bucket = "staged", description = "Promotion start/end events (core.contracts.CAMPAIGN)." }
   }
 
-  # Firehose landings: stream -> bucket, table and prefix (streaming/layout.py firehose_prefix).
+  # Firehose landings: stream -> bucket, table and prefix (core/tables.py firehose_prefix).
   landings = {
     "sales-clean"    = { bucket = "staged", table = "sales", prefix = "sales" }
     "sales-outliers" = { bucket = "analysis", table = "outliers", prefix = "outliers" }
@@ -72,7 +72,7 @@ locals {
     build_forecast_inputs = { name = "build-forecast-inputs", max_concurrent_runs = 1, extra_arguments = {} }
     enrich_forecast       = { name = "enrich-forecast", max_concurrent_runs = 2, extra_arguments = { "--export_key" = "" } }
     # statsforecast train / forecast steps of the workflow, on Spark (the step Lambda cannot hold statsforecast)
-    forecast_model = { name = "forecast-model", max_concurrent_runs = 2, extra_arguments = {
+    forecast_steps = { name = "forecast-steps", max_concurrent_runs = 2, extra_arguments = {
       "--step" = "train", "--request_key" = "", "--use_spark" = "true",
       "--additional-python-modules" = "statsforecast==2.1.1,fugue==0.9.7"
     } }
@@ -677,7 +677,7 @@ resource "aws_lambda_function" "orchestrator" {
       DEMAND_BUCKET_SUFFIX     = var.bucket_suffix
       DEMAND_FORECAST_ROLE_ARN = aws_iam_role.forecast_service.arn
       DEMAND_NOTIFY_TOPIC_ARN  = aws_sns_topic.notifications.arn
-      DEMAND_MODEL_JOB         = aws_glue_job.this["forecast_model"].name
+      DEMAND_MODEL_JOB         = aws_glue_job.this["forecast_steps"].name
     }
   }
 }

@@ -16,7 +16,7 @@ output "sales_outliers_stream_name" {
 }
 
 output "bucket_names" {
-  description = "Bucket name per role (demand.settings.BUCKET_ROLES)."
+  description = "Bucket name per role (core.settings.BUCKET_ROLES)."
   value       = { for role, bucket in aws_s3_bucket.data : role => bucket.bucket }
 }
 

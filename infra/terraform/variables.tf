@@ -7,7 +7,7 @@ variable "region" {
 }
 
 variable "prefix" {
-  description = "Prefix of every resource name (demand.settings.Settings.prefix, DEMAND_PREFIX)."
+  description = "Prefix of every resource name (core.settings.Settings.prefix, DEMAND_PREFIX)."
   type        = string
   default     = "demand"
   validation {
@@ -33,7 +33,7 @@ variable "project" {
 }
 
 variable "tenant" {
-  description = "Value of the `tenant` tag on every resource (demand.settings.Settings.tenant)."
+  description = "Value of the `tenant` tag on every resource (core.settings.Settings.tenant)."
   type        = string
   default     = "default"
 }

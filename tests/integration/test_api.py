@@ -13,14 +13,14 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
-from api.cache import LATEST_RUN_KEY, record_enriched_run
-from demand import aws
+from core import aws
+from core.cache_generation import LATEST_RUN_KEY, record_enriched_run
+from core.object_store import LocalObjectStore
+from core.settings import Settings
 from demand.cli import app as cli
-from demand.object_store import LocalObjectStore
-from demand.settings import Settings
 from glue_jobs.enrich_forecast import enrich_run
+from local_stack.stack import ensure_resources
 from streaming.landing import deliver
-from streaming.local_stack import ensure_resources
 
 RUN_ID = "run42"
 INPUT_BASE = "datasets/W/2024-01-22/"

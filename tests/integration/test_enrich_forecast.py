@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from factories import outlier, sale
 
-from demand.object_store import LocalObjectStore
-from demand.settings import Settings
+from core.object_store import LocalObjectStore
+from core.settings import Settings
+from core.tables import CATALOG_FILE
 from glue_jobs.enrich_forecast import EnrichError, enrich_run, main
-from query.catalog import CATALOG_FILE
 from query.engine import run_local
 from query.named_queries import NAMED, QUERIES, VIEWS
 from streaming.landing import deliver

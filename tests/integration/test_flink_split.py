@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from demand.cli import app
 from flink_jobs.accuracy import promo_sale_ids, score, split_lines
 from flink_jobs.outlier_split import JobConfig, count_outputs, file_job, read_outputs
-from streaming.events import encode_event
 from streaming.generator import GeneratorConfig, generate, write_dataset
+from streaming.records import encode_event
 
 BAD_LINES = [
     b"garbage{",

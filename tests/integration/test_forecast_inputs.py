@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from factories import sale
 
-from demand.object_store import LocalObjectStore
-from demand.settings import Settings
+from core.object_store import LocalObjectStore
+from core.settings import Settings
 from glue_jobs.build_forecast_inputs import BuildRequest, DatasetError, build, dataset_prefix, main
 from glue_jobs.forecast_inputs import RunWindow
 from streaming.landing import deliver

@@ -9,15 +9,15 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from demand.aws import client
-from demand.object_store import LocalObjectStore
+from core.aws import client
+from core.object_store import LocalObjectStore
 from forecast_orchestrator.workflow import run_forecast
 from glue_jobs.build_forecast_inputs import BuildRequest, build, dataset_prefix
 from glue_jobs.enrich_forecast import enrich_run
 from glue_jobs.forecast_inputs import RunWindow
+from local_stack.stack import ensure_resources
 from streaming.generator import GeneratorConfig, generate
 from streaming.landing import deliver
-from streaming.local_stack import ensure_resources
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ WEEKS = 60
 @pytest.fixture(scope="module")
 def pipeline(spark, moto_server, tmp_path_factory):
     """Sales landed and two dataset builds (consecutive weeks) ready, AWS resources on moto."""
-    from demand.settings import Settings
+    from core.settings import Settings
 
     tmp = tmp_path_factory.mktemp("workflow")
     settings = Settings(endpoint_url=moto_server, data_root=tmp / "root", prefix="wf-test", horizon=4)
@@ -125,17 +125,17 @@ def test_export_is_enriched(first_run, spark):
 
 def test_train_and_forecast_run_as_a_glue_job_when_one_is_configured(pipeline):
     """AWS layout (Settings.model_job): the step handler starts the Glue job and polls it; the job
-    (glue_jobs/forecast_model.py, run here as Glue would run it, without Spark) writes the step's result."""
+    (glue_jobs/forecast_steps.py, run here as Glue would run it, without Spark) writes the step's result."""
     from forecast_orchestrator import handlers
-    from glue_jobs import forecast_model
+    from glue_jobs import forecast_steps
 
     settings, manifests = pipeline
-    job = "wf-test-forecast-model"
+    job = "wf-test-forecast-steps"
     glue = client("glue", settings)
     glue.create_job(
         Name=job,
         Role="arn:aws:iam::123456789012:role/wf-test-glue",
-        Command={"Name": "glueetl", "ScriptLocation": "s3://wf-test-artifacts/glue/forecast_model.py"},
+        Command={"Name": "glueetl", "ScriptLocation": "s3://wf-test-artifacts/glue/forecast_steps.py"},
     )
     rt = handlers.Runtime.build(settings.model_copy(update={"model_job": job}))
     bucket = settings.names.bucket("forecast-input")
@@ -150,7 +150,7 @@ def test_train_and_forecast_run_as_a_glue_job_when_one_is_configured(pipeline):
         job_args += ["--data_root", str(settings.data_root), "--horizon", "4"]
         for name, value in started["Arguments"].items():
             job_args += [name, value]
-        forecast_model.main(job_args)  # what Glue runs
+        forecast_steps.main(job_args)  # what Glue runs
         for _ in range(5):  # moto's job run: STARTING -> RUNNING -> SUCCEEDED, one step per poll
             run = handlers.dispatch({"step": check, "run": run}, rt)
             if run["status"] != "IN_PROGRESS":

@@ -4,7 +4,7 @@ moto implements only part of CloudFormation: the deploy test creates the stack f
 holding the resource types moto supports (streams, buckets, tables, topic, roles, Lambda, state machine,
 rules, alarms...), with references to the dropped resources (Glue, Firehose, Managed Flink) replaced by
 placeholder strings, and then checks through the service APIs that the resources exist under the names
-the code uses (demand.settings.ResourceNames).
+the code uses (core.settings.ResourceNames).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 import pytest
 
-from demand.settings import BUCKET_ROLES, ResourceNames
+from core.settings import BUCKET_ROLES, ResourceNames
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "cloudformation" / "pipeline.yaml"

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from demand.cli import app
-from streaming import local_stack
+from local_stack import stack as local_stack
 
 
 def _free_port() -> int:

@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
-from demand import aws
-from streaming.events import parse_record
+from core import aws
+from local_stack.stack import ensure_resources
 from streaming.generator import GeneratorConfig, generate
-from streaming.local_stack import ensure_resources
 from streaming.producer import MAX_RECORD_BYTES, Backoff, push_events, push_file
+from streaming.records import parse_record
 from streaming.stream_reader import read_stream, stream_counts
 
 FAST = Backoff(attempts=6, base=0.001, cap=0.01)

@@ -8,14 +8,13 @@ import pytest
 from factories import sale
 from typer.testing import CliRunner
 
-from demand.aws import client
+from core.aws import client
+from core.object_store import LocalObjectStore
+from core.settings import Settings
+from core.tables import TABLES, write_local_catalog
 from demand.cli import app
-from demand.object_store import LocalObjectStore
-from demand.settings import Settings
-from query.catalog import TABLES, write_local_catalog
 from query.engine import QueryError, run_athena, run_local
 from streaming.landing import deliver
-from streaming.layout import LANDINGS
 
 
 @pytest.fixture
@@ -81,7 +80,7 @@ def test_cli_formats(landed):
 def test_local_catalog_file_holds_the_glue_definitions(landed):
     catalog = write_local_catalog(landed)
     sales = catalog["tables"]["sales"]
-    assert [c["Name"] for c in sales["StorageDescriptor"]["Columns"]] == LANDINGS["clean"].contract.names
+    assert [c["Name"] for c in sales["StorageDescriptor"]["Columns"]] == TABLES["sales"].contract.names
     assert [p["Name"] for p in sales["PartitionKeys"]] == ["year", "month", "day", "hour"]
     assert set(catalog["tables"]) >= set(TABLES)
 

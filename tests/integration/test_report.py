@@ -13,7 +13,7 @@ from demand.cli import app
 
 @pytest.fixture(scope="module")
 def data_root(spark, tmp_path_factory):
-    from demand.settings import Settings
+    from core.settings import Settings
 
     settings = Settings(data_root=tmp_path_factory.mktemp("report") / "root", prefix=f"t{uuid.uuid4().hex[:6]}-rep")
     build_enriched(spark, settings)

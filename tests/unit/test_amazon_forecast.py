@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from demand.settings import Settings
+from core.settings import Settings
 from forecast_orchestrator.amazon_forecast import AmazonForecastBackend, accuracy_summary, forecast_types
 from forecast_orchestrator.backends import DONE, FAILED, IN_PROGRESS
 from forecast_orchestrator.state_machine import run_local

@@ -14,10 +14,10 @@ from pyspark.sql import types as T
 from sqlglot import exp
 from typer.testing import CliRunner
 
+from core.contracts import CAMPAIGN, DMS_ENVELOPE_SCHEMA, EVENTS, OUTLIER, PRODUCT, REJECTED, SALE, Contract
+from core.schema_files import DEFAULT_PREFIX, schema_files
+from core.settings import ResourceNames
 from demand.cli import app
-from demand.commands.schemas import DEFAULT_PREFIX, schema_files
-from demand.settings import ResourceNames
-from streaming.contracts import CAMPAIGN, DMS_ENVELOPE_SCHEMA, EVENTS, OUTLIER, PRODUCT, REJECTED, SALE, Contract
 
 CONTRACTS = [SALE, PRODUCT, CAMPAIGN, OUTLIER, REJECTED]
 ids = [c.name for c in CONTRACTS]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from core.contracts import OUTLIER as OUTLIER_CONTRACT
 from flink_jobs.accuracy import promo_sale_ids, score, split_lines
 from flink_jobs.detector import CLEAN, DUPLICATE, OUTLIER, REFERENCE, Detector, ItemState
-from streaming.contracts import OUTLIER as OUTLIER_CONTRACT
-from streaming.events import encode_event, validate_event
+from streaming.events import validate_event
 from streaming.generator import GeneratorConfig, generate
+from streaming.records import encode_event
 
 CONFIG = GeneratorConfig(seed=7, stores=3, items=40, days=364, anomaly_rate=0.01)
 

@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from streaming.contracts import DMS_ENVELOPE_SCHEMA
+from core.contracts import DMS_ENVELOPE_SCHEMA
 from streaming.dms import decode_dms, is_dms_envelope
-from streaming.events import EventError, Rejection, parse_record
+from streaming.events import EventError, Rejection
+from streaming.records import parse_record
 
 # HYPOTHESIS_EXAMPLES=5000 for a deeper search than the fast default.
 FAST = settings(

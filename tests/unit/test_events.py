@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
-from streaming.contracts import EVENTS, REJECTED, Field
-from streaming.events import EventError, Rejection, encode_event, format_time, parse_record, parse_time, validate_event
+from core.contracts import EVENTS, REJECTED, Field
+from streaming.events import EventError, Rejection, format_time, parse_time, validate_event
+from streaming.records import encode_event, parse_record
 
 # HYPOTHESIS_EXAMPLES=5000 for a deeper search than the fast default.
 FAST = settings(

@@ -1,5 +1,5 @@
-"""The infrastructure names what the code uses: one definition (demand.settings, streaming.contracts,
-streaming.layout, flink_jobs.properties), two templates (CloudFormation, Terraform), no drift."""
+"""The infrastructure names what the code uses: one definition (core.settings, core.contracts,
+core.tables, flink_jobs.properties), two templates (CloudFormation, Terraform), no drift."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import hcl2
 import pytest
 from cfnlint.decode import cfn_yaml
 
-from demand.settings import BUCKET_ROLES, ResourceNames
+from core.settings import BUCKET_ROLES, ResourceNames
+from core.tables import LANDED
 from flink_jobs import properties
-from streaming.layout import LANDINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "cloudformation" / "pipeline.yaml"
@@ -133,7 +133,7 @@ def test_flink_property_groups_are_those_the_job_reads():
 def test_glue_tables_follow_the_contracts_and_the_landing_layout():
     tables = {t["TableInput"]["Name"]: t["TableInput"] for t in resources("AWS::Glue::Table").values()}
     assert set(tables) == set(TABLE_CONTRACTS)
-    landings = {landing.prefix: landing for landing in LANDINGS.values()}
+    landings = LANDED
     for name, contract in TABLE_CONTRACTS.items():
         columns = tables[name]["StorageDescriptor"]["Columns"]
         assert columns == contract.glue_columns(), name
@@ -148,9 +148,9 @@ def test_firehose_lands_clean_and_outliers_with_the_landing_prefixes():
     deliveries = resources("AWS::KinesisFirehose::DeliveryStream")
     by_stream = {resolve(d["DeliveryStreamName"]): d for d in deliveries.values()}
     assert set(by_stream) == {NAMES.sales_clean_stream, NAMES.sales_outliers_stream}
-    for stream, landing in ((NAMES.sales_clean_stream, "clean"), (NAMES.sales_outliers_stream, "outliers")):
+    for stream, landing in ((NAMES.sales_clean_stream, "sales"), (NAMES.sales_outliers_stream, "outliers")):
         s3 = by_stream[stream]["ExtendedS3DestinationConfiguration"]
-        assert s3["Prefix"] == LANDINGS[landing].firehose_prefix
+        assert s3["Prefix"] == LANDED[landing].firehose_prefix
         assert "!{firehose:error-output-type}" in s3["ErrorOutputPrefix"]
         conversion = s3["DataFormatConversionConfiguration"]
         assert conversion["Enabled"] is True
@@ -252,9 +252,9 @@ def test_terraform_flink_properties_and_columns_match_the_code():
 
 def test_terraform_firehose_prefixes_are_the_landing_prefixes():
     local = terraform()["locals"]
-    for stream, landing in (("sales-clean", "clean"), ("sales-outliers", "outliers")):
+    for stream, landing in (("sales-clean", "sales"), ("sales-outliers", "outliers")):
         rendered = f"{local['landings'][stream]['prefix']}/{local['partition_keys']}/"
-        assert rendered == LANDINGS[landing].firehose_prefix
+        assert rendered == LANDED[landing].firehose_prefix
 
 
 # CloudFormation type -> Terraform type(s) describing the same thing.
@@ -340,7 +340,7 @@ def test_athena_projects_the_partitions_the_landing_writes():
 
     hour = datetime(2024, 3, 7, 5)
     values = {"year": "2024", "month": "03", "day": "07", "hour": "05"}  # projection digits=2
-    landings = {landing.prefix: landing for landing in LANDINGS.values()}
+    landings = LANDED
     for table in resources("AWS::Glue::Table").values():
         name, parameters = table["TableInput"]["Name"], table["TableInput"]["Parameters"]
         assert parameters["projection.enabled"] == "true"
@@ -455,13 +455,13 @@ GLUE_SYSTEM_ARGS = {
     [
         ("build-forecast-inputs", "glue_jobs.build_forecast_inputs"),
         ("enrich-forecast", "glue_jobs.enrich_forecast"),
-        ("forecast-model", "glue_jobs.forecast_model"),
+        ("forecast-steps", "glue_jobs.forecast_steps"),
     ],
 )
 def test_every_glue_job_argument_in_the_template_is_one_the_job_reads(job_name, module):
     import importlib
 
-    from demand.settings import Settings
+    from core.settings import Settings
 
     job = importlib.import_module(module)
     jobs = {resolve(p["Name"]): p for p in resources("AWS::Glue::Job").values()}

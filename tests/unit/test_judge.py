@@ -1,4 +1,4 @@
-"""The Flink job's batch step (outlier_split.Judge) in plain Python: how a stream is cut into batches does not
+"""The Flink job's batch step (flink_jobs.judge.Judge) in plain Python: how a stream is cut into batches does not
 change any verdict, and the batch step agrees with the sequential reference (accuracy.split_lines)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 
 from flink_jobs.accuracy import split_lines
 from flink_jobs.detector import Detector
-from flink_jobs.outlier_split import OUTPUTS, Judge
-from streaming.events import encode_event
+from flink_jobs.judge import OUTPUTS, Judge
 from streaming.generator import GeneratorConfig, generate
+from streaming.records import encode_event
 
 BAD = [b"not json", b'{"event_type": "sale"}', b"\xff\xfe"]
 

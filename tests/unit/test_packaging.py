@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_PARTY = {"demand", "streaming", "flink_jobs", "glue_jobs", "forecast_orchestrator", "query", "api"}
+FIRST_PARTY = {
+    "core",
+    "streaming",
+    "flink_jobs",
+    "glue_jobs",
+    "forecast_orchestrator",
+    "query",
+    "api",
+    "local_stack",
+    "demand",
+}
 
 
 def imported_packages(module: Path, seen: set[Path] | None = None) -> set[str]:
@@ -44,7 +54,7 @@ def bundle(name: str) -> set[str]:
     [
         ("demand_pipeline.zip", "glue_jobs/build_forecast_inputs.py"),
         ("demand_pipeline.zip", "glue_jobs/enrich_forecast.py"),
-        ("demand_pipeline.zip", "glue_jobs/forecast_model.py"),
+        ("demand_pipeline.zip", "glue_jobs/forecast_steps.py"),
         ("orchestrator.zip", "forecast_orchestrator/handlers.py"),
         ("outlier-split.zip", "flink_jobs/outlier_split.py"),
     ],

@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from core.contracts import REJECTED
 from demand.cli import app
-from streaming.contracts import REJECTED
 from streaming.events import validate_event
 from streaming.uci_replay import category_of, parse_invoice_date, replay_uci
 

@@ -1,6 +1,6 @@
 """The local stack: a moto server on 127.0.0.1 in the background, plus the pipeline's AWS resources.
 
-`up` starts `python -m streaming.local_stack serve --port N` in its own session (it outlives the CLI),
+`up` starts `python -m local_stack.stack serve --port N` in its own session (it outlives the CLI),
 records pid and port in `<data_root>/local-stack.json`, and creates the streams, tables, topic, Glue
 database and bucket directories. `ensure_resources` works against any endpoint (moto, LocalStack, AWS).
 """
@@ -20,15 +20,15 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
-from demand import aws
+from core import aws
+from core.settings import Settings
 
 STATE_FILE = "local-stack.json"
 LOG_FILE = "local-stack.log"
-_SERVE_MARKER = "streaming.local_stack"
+_SERVE_MARKER = "local_stack.stack"
 
 
 class LocalStackError(RuntimeError):
@@ -44,11 +44,11 @@ class StackState:
     log: str
 
 
-def state_path(settings) -> Path:
+def state_path(settings: Settings) -> Path:
     return Path(settings.data_root) / STATE_FILE
 
 
-def read_state(settings) -> StackState | None:
+def read_state(settings: Settings) -> StackState | None:
     path = state_path(settings)
     if not path.is_file():
         return None
@@ -65,7 +65,7 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
 
 
 def _is_our_server(pid: int) -> bool:
-    """The pid is alive and is a `streaming.local_stack serve` process (pids get reused)."""
+    """The pid is alive and is a `local_stack.stack serve` process (pids get reused)."""
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
@@ -76,7 +76,7 @@ def _is_our_server(pid: int) -> bool:
     return True  # no /proc (macOS): trust the live pid
 
 
-def running(settings) -> StackState | None:
+def running(settings: Settings) -> StackState | None:
     """The state of the server `up` started, if it is still running and answering."""
     state = read_state(settings)
     if state and _is_our_server(state.pid) and port_open(state.port):
@@ -84,16 +84,19 @@ def running(settings) -> StackState | None:
     return None
 
 
-def local_settings(settings, port: int | None = None):
-    """Settings pointing at the local stack when the runtime is local and no endpoint is configured."""
+def local_settings(settings: Settings) -> Settings:
+    """Settings pointing at the local stack (the running one, else the configured port) when the runtime is local
+    and no endpoint is configured; otherwise the settings as they are."""
     if aws.endpoint(settings) or settings.runtime != "local":
         return settings  # an explicit endpoint (moto, LocalStack) or AWS itself
     state = running(settings)
-    port = port or (state.port if state else settings.local_port)
-    return settings.model_copy(update={"endpoint_url": f"http://127.0.0.1:{port}", "local_port": port})
+    port = state.port if state else settings.local_port
+    return settings.model_copy(update={"endpoint_url": f"http://127.0.0.1:{port}"})
 
 
-def up(settings, port: int | None = None, timeout: float = 30.0) -> tuple[StackState, bool, dict[str, list[str]]]:
+def up(
+    settings: Settings, port: int | None = None, timeout: float = 30.0
+) -> tuple[StackState, bool, dict[str, list[str]]]:
     """Start the server (or reuse the running one) and create the resources; returns (state, started, created)."""
     port = port or settings.local_port
     state = running(settings)
@@ -114,7 +117,7 @@ def up(settings, port: int | None = None, timeout: float = 30.0) -> tuple[StackS
     return state, started, created
 
 
-def _start(settings, port: int, timeout: float) -> StackState:
+def _start(settings: Settings, port: int, timeout: float) -> StackState:
     root = Path(settings.data_root)
     root.mkdir(parents=True, exist_ok=True)
     log = root / LOG_FILE
@@ -166,7 +169,7 @@ def _stop_pid(pid: int, timeout: float = 10.0) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-def down(settings) -> StackState | None:
+def down(settings: Settings) -> StackState | None:
     """Stop the server `up` started (only that pid) and remove the state file; None if none was running."""
     state = read_state(settings)
     if state is None:
@@ -194,7 +197,7 @@ def _exists_ok(call, *codes: str) -> bool:
         raise
 
 
-def ensure_resources(settings) -> dict[str, list[str]]:
+def ensure_resources(settings: Settings) -> dict[str, list[str]]:
     """Create, idempotently, every AWS resource the pipeline needs; returns what was created."""
     names = settings.names
     created: dict[str, list[str]] = {"streams": [], "tables": [], "topics": [], "databases": [], "buckets": []}
@@ -248,7 +251,7 @@ def ensure_resources(settings) -> dict[str, list[str]]:
     return created
 
 
-def describe(settings) -> dict[str, Any]:
+def describe(settings: Settings) -> dict[str, Any]:
     """What exists: server state, streams with shard counts, tables, topic, database, bucket directories."""
     names = settings.names
     state = running(settings)
@@ -261,8 +264,7 @@ def describe(settings) -> dict[str, Any]:
         "glue_database": None,
         "buckets": {b: (Path(settings.data_root) / b).is_dir() for b in names.buckets.values()},
     }
-    url = urlparse(out["endpoint"] or "")
-    if not url.hostname or (url.hostname in ("127.0.0.1", "localhost") and not port_open(url.port or 80)):
+    if not out["endpoint"] or not aws.answers(settings):
         return out  # no endpoint, or a local one that is not answering: nothing to ask
     kinesis = aws.client("kinesis", settings)
     for stream in names.streams:
@@ -303,7 +305,7 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m streaming.local_stack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local_stack.stack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("serve", help="run the moto server in the foreground")
     run.add_argument("--port", type=int, default=4566)

@@ -1,4 +1,5 @@
-"""The `statsforecast` backend as workflow steps: synchronous, artefacts in the object store.
+"""The `statsforecast` backend (the open ensemble, forecast_orchestrator/ensemble.py) as workflow steps:
+synchronous, artefacts in the object store. On AWS the heavy steps run as a Glue job (ensemble_on_glue.py).
 
 A predictor is the per-series model selection and its backtest metrics, kept under
 `predictors/<predictor_id>/` in the forecast-export bucket, so a champion kept by the accuracy gate can
@@ -12,20 +13,22 @@ from typing import Any
 
 import pandas as pd
 
-from forecast_orchestrator.backends import DONE
+from core.object_store import ObjectStore
+from core.settings import Settings
+from forecast_orchestrator.backends import DONE, Clients, register
+from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel, TrainResult
 from forecast_orchestrator.export import write_export
 from forecast_orchestrator.series import ForecastInputs, load_inputs
-from forecast_orchestrator.statsforecast_backend import BackendConfig, StatsForecastBackend, TrainResult
 
 
-class StatsForecastStepBackend:
+class EnsembleBackend:
     name = "statsforecast"
 
-    def __init__(self, settings, store, config: BackendConfig | None = None):
+    def __init__(self, settings: Settings, store: ObjectStore, config: EnsembleConfig | None = None):
         self.settings = settings
         self.store = store
         self.bucket = settings.names.bucket("forecast-export")
-        self.model = StatsForecastBackend(config or BackendConfig(quantiles=tuple(settings.quantiles)))
+        self.model = EnsembleModel(config or EnsembleConfig(quantiles=tuple(settings.quantiles)))
         self._inputs: dict[str, ForecastInputs] = {}
 
     def _load(self, run: dict[str, Any]) -> ForecastInputs:
@@ -91,3 +94,8 @@ class StatsForecastStepBackend:
         return {"status": DONE}
 
     check_training = check_forecast = check_export = check_import
+
+
+@register("statsforecast", when=lambda settings: not settings.model_job)
+def _in_process(settings: Settings, store: ObjectStore, clients: Clients) -> EnsembleBackend:
+    return EnsembleBackend(settings, store)

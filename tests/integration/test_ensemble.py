@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from bench.forecast import DAYS, HORIZON, holdout, score, single_model, weekly_demand
-from demand.object_store import LocalObjectStore
+from core.object_store import LocalObjectStore
+from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel, TrainResult
 from forecast_orchestrator.export import write_export
 from forecast_orchestrator.series import EXOGENOUS, InputError, load_inputs
-from forecast_orchestrator.statsforecast_backend import BackendConfig, StatsForecastBackend, TrainResult
 from streaming.generator import GeneratorConfig
 
 warnings.filterwarnings("ignore", module="statsforecast")
@@ -24,7 +24,7 @@ warnings.filterwarnings("ignore", module="statsforecast")
 def holdout_run():
     target, related = weekly_demand(GeneratorConfig(seed=11, stores=2, items=40, days=DAYS))
     inputs, actual = holdout(target, related)
-    backend = StatsForecastBackend(BackendConfig())
+    backend = EnsembleModel(EnsembleConfig())
     trained = backend.train(inputs)
     forecast = backend.forecast(inputs, trained)
     return backend, inputs, actual, trained, forecast
@@ -188,8 +188,8 @@ def test_the_same_ensemble_runs_on_spark(spark, tmp_path):
     store = LocalObjectStore(tmp_path)
     inputs = load_inputs(store, "fin", _write_inputs(store))
     config = dict(models=("AutoETS", "SeasonalNaive", "CrostonOptimized"), season_length=4, backtest_windows=2)
-    local = StatsForecastBackend(BackendConfig(**config))
-    on_spark = StatsForecastBackend(BackendConfig(**config, use_spark=True))
+    local = EnsembleModel(EnsembleConfig(**config))
+    on_spark = EnsembleModel(EnsembleConfig(**config, use_spark=True))
     expected = local.forecast(inputs, local.train(inputs))
     trained = on_spark.train(inputs)
     got = on_spark.forecast(inputs, trained)

@@ -22,8 +22,10 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,18 +36,12 @@ from forecast_orchestrator.series import ForecastInputs, pandas_freq
 os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")  # compiled numba kernels survive the process
 
 TOP_K = 3  # models per series in the ensemble
-# Weights are proportional to loss ** -WEIGHT_POWER. With 1 / loss the runner-up models kept too much weight
-# where one model is clearly better (AutoARIMA with the promotion regressors). Held-out WAPE (generator,
-# 40 items x 2 stores, 8 weeks), power 1 -> power 6, best single model in brackets: seed 3 0.358 -> 0.347
-# (0.367), 5 0.398 -> 0.401 (0.408), 11 0.435 -> 0.399 (0.410); chosen on those, then checked on seeds it
-# was not chosen on: 7 0.404 -> 0.407 (0.412), 2 0.512 -> 0.526 (0.530). Mean 0.421 -> 0.416, and power 6
-# beats the best single model on all five; power 1 does not on seed 11.
+# Weights are proportional to loss ** -WEIGHT_POWER, so a clearly better model dominates (docs/decisions.md).
 WEIGHT_POWER = 6.0
 INTERMITTENT = ("CrostonOptimized", "ADIDA", "IMAPA")
 EXOGENOUS_MODELS = ("AutoARIMA",)  # the candidates that use the related series
-# The related columns the models see. `discount` is left out: it is non-zero exactly when promotion_flag
-# is 1, so the two make ARIMA's regression rank-deficient (statsforecast SingularMatrixWarning); without
-# it AutoARIMA was 3x faster and its held-out WAPE 0.41 instead of 0.45 on generator data.
+# The related columns the models see. `discount` is left out: it is non-zero exactly when promotion_flag is 1,
+# which makes ARIMA's regression rank-deficient (docs/decisions.md).
 MODEL_EXOGENOUS = ("price", "promotion_flag", "holiday_flag")
 DEFAULT_MODELS = {
     "W": ("AutoETS", "AutoARIMA", "AutoTheta", "SeasonalNaive", *INTERMITTENT),
@@ -56,7 +52,7 @@ FALLBACK = "Naive"
 
 
 @dataclass(frozen=True)
-class BackendConfig:
+class EnsembleConfig:
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     backtest_windows: int = 3
     season_length: int | None = None  # None: 52 for W, 7 for D
@@ -91,10 +87,9 @@ def build_models(names: tuple[str, ...], frequency: str, season_length: int, hor
     from statsforecast.utils import ConformalIntervals
 
     conformal = ConformalIntervals(h=horizon, n_windows=2)
-    factories = {
+    factories: dict[str, Callable[[], Any]] = {
         "AutoETS": lambda: sm.AutoETS(season_length=season_length),
-        # Seasonal ARIMA with m=52 is very slow and rarely selected on 2 years of weekly data; the yearly
-        # pattern is left to SeasonalNaive/ETS/Theta and ARIMA carries the promotion and price effects.
+        # Non-seasonal for weekly data: the yearly pattern is left to SeasonalNaive/ETS/Theta (docs/decisions.md).
         "AutoARIMA": lambda: sm.AutoARIMA(season_length=season_length if season_length <= 12 else 1),
         "AutoTheta": lambda: sm.AutoTheta(season_length=season_length),
         "SeasonalNaive": lambda: sm.SeasonalNaive(season_length=season_length),
@@ -111,7 +106,7 @@ def build_models(names: tuple[str, ...], frequency: str, season_length: int, hor
     unknown = [n for n in names if n not in factories]
     if unknown:
         raise ValueError(f"unknown candidate models {unknown}; choose from {sorted(factories)}")
-    models = []
+    models: list[Any] = []
     for name in names:
         model = factories[name]()
         model.alias = name
@@ -133,10 +128,10 @@ def _quiet_regression():
         yield
 
 
-class StatsForecastBackend:
+class EnsembleModel:
     name = "statsforecast"
 
-    def __init__(self, config: BackendConfig):
+    def __init__(self, config: EnsembleConfig):
         self.config = config
 
     # -- configuration derived from the inputs -------------------------------------------------------
@@ -275,8 +270,7 @@ def select(
     """
     loss = np.zeros(len(backtest))
     for q in quantiles:
-        diff = backtest["y"].to_numpy(float) - backtest[m.quantile_column(q)].to_numpy(float)
-        loss += np.maximum(diff, 0) * q + np.maximum(-diff, 0) * (1 - q)
+        loss += m.pinball(backtest["y"].to_numpy(float), backtest[m.quantile_column(q)].to_numpy(float), q)
     scores = (backtest.assign(loss=loss).groupby(["unique_id", "model"], sort=True)["loss"].sum().reset_index()).dropna(
         subset=["loss"]
     )
@@ -348,7 +342,7 @@ def apply_scales(frame: pd.DataFrame, scales: dict[str, float]) -> pd.DataFrame:
     return out
 
 
-def backtest_metrics(frames: pd.DataFrame, history: pd.DataFrame, config: BackendConfig, season: int) -> pd.DataFrame:
+def backtest_metrics(frames: pd.DataFrame, history: pd.DataFrame, config: EnsembleConfig, season: int) -> pd.DataFrame:
     """Accuracy per backtest window and model, plus a summary row per model pooled over all windows."""
     rows = []
     cutoffs = sorted(frames["cutoff"].unique())

@@ -21,6 +21,7 @@ _EASTER_OFFSETS: dict[str, tuple[int, ...]] = {
     "US": (),
 }
 COUNTRIES = tuple(_FIXED)
+DEFAULT_COUNTRY = "DE"  # Settings.country's default
 
 
 def easter(year: int) -> date:

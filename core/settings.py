@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.holidays import COUNTRIES, DEFAULT_COUNTRY
+
 
 @dataclass(frozen=True)
 class ResourceNames:
@@ -74,7 +76,7 @@ class ResourceNames:
         return f"{self.prefix}-forecast-notifications"
 
 
-# Bucket roles of DESIGN.md: where each stage lands its output.
+# Bucket roles: where each stage lands its output (one bucket each).
 BUCKET_ROLES: tuple[str, ...] = (
     "staged",
     "analysis",
@@ -105,6 +107,9 @@ class Settings(BaseSettings):
     frequency: str = Field("W", pattern=r"^(D|W)$", description="forecast frequency")
     horizon: int = Field(8, ge=1, le=500, description="forecast horizon in periods")
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    country: str = Field(
+        DEFAULT_COUNTRY, pattern="^(?i:" + "|".join(COUNTRIES) + ")$", description="holiday calendar of the datasets"
+    )
     forecast_backend: str = Field("statsforecast", pattern=r"^(statsforecast|amazon-forecast)$")
     model_job: str | None = Field(
         None,

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from core.settings import Settings
+
 
 class ObjectStore(Protocol):
     def put(self, bucket: str, key: str, body: bytes) -> None: ...
@@ -91,10 +93,10 @@ class S3ObjectStore:
         return f"s3://{bucket}/{key}"
 
 
-def object_store(settings) -> ObjectStore:
+def object_store(settings: Settings) -> ObjectStore:
     """The store for the configured runtime."""
     if settings.runtime == "local":
         return LocalObjectStore(settings.data_root)
-    from demand.aws import client
+    from core.aws import client
 
     return S3ObjectStore(client("s3", settings))

@@ -1,0 +1,89 @@
+"""The `statsforecast` backend on AWS: train and forecast run as a Glue job, the rest in the step Lambda.
+
+The step Lambda cannot hold statsforecast (numba, scipy: far over Lambda's 250 MB unzipped limit). So
+train_predictor / create_forecast write the run state to the forecast-export bucket (`request_key`), start the
+Glue job (`Settings.model_job`, entry glue_jobs/forecast_steps.py) with `--step` and `--request_key`, and return
+IN_PROGRESS; check_training / check_forecast poll GetJobRun with the workflow's back-off and, once the run
+SUCCEEDED, return the result the job wrote beside the request (`result_key`). In the job, `run_step` runs the same
+EnsembleBackend step the local workflow calls in-process. Import, accuracy and export only read and write small
+files and stay in the Lambda.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from core.object_store import ObjectStore
+from core.settings import Settings
+from forecast_orchestrator.backends import DONE, FAILED, IN_PROGRESS, Clients, backoff, register
+from forecast_orchestrator.ensemble import EnsembleConfig
+from forecast_orchestrator.ensemble_backend import EnsembleBackend
+
+GLUE_FAILED = {"FAILED", "ERROR", "TIMEOUT", "STOPPED", "EXPIRED"}
+STEPS = {"train": "train_predictor", "forecast": "create_forecast"}  # --step -> EnsembleBackend method
+
+
+def request_key(run_id: str, step: str) -> str:
+    """Where the Lambda writes the run state for a step, in the forecast-export bucket."""
+    return f"runs/{run_id}/{step}.request.json"
+
+
+def result_key(request: str) -> str:
+    """Where the Glue job writes a step's result, next to the request the Lambda wrote."""
+    return request.removesuffix(".request.json") + ".result.json"
+
+
+def run_step(settings: Settings, store: ObjectStore, step: str, request: str, use_spark: bool) -> dict[str, Any]:
+    """In the Glue job: run one step on the request's run state and write its result for the polling Lambda."""
+    if step not in STEPS:
+        raise ValueError(f"--step must be one of {', '.join(STEPS)}, got {step!r}")
+    bucket = settings.names.bucket("forecast-export")
+    run = json.loads(store.get(bucket, request))
+    config = EnsembleConfig(quantiles=tuple(settings.quantiles), use_spark=use_spark)
+    result = getattr(EnsembleBackend(settings, store, config), STEPS[step])(run)
+    store.put(bucket, result_key(request), json.dumps(result).encode())
+    return result
+
+
+class GlueEnsembleBackend(EnsembleBackend):
+    def __init__(self, settings: Settings, store: ObjectStore, glue):
+        super().__init__(settings, store)
+        self.glue = glue
+        self.job = settings.model_job
+
+    def _start(self, run: dict[str, Any], step: str) -> dict[str, Any]:
+        key = request_key(run["run_id"], step)
+        self.store.put(self.bucket, key, json.dumps(run, default=str).encode())
+        job_run = self.glue.start_job_run(
+            JobName=self.job, Arguments={"--step": step, "--request_key": key, "--prefix": self.settings.prefix}
+        )
+        glue_run = {"id": job_run["JobRunId"], "key": key}
+        return {"status": IN_PROGRESS, "glue_run": glue_run, "glue_step": step, "wait_seconds": backoff({})}
+
+    def _check(self, run: dict[str, Any]) -> dict[str, Any]:
+        job_run = self.glue.get_job_run(JobName=self.job, RunId=run["glue_run"]["id"])["JobRun"]
+        state = job_run["JobRunState"]
+        if state in GLUE_FAILED:
+            message = job_run.get("ErrorMessage") or f"job run state {state}"
+            failure = {"step": run.get("glue_step"), "resource": f"{self.job}/{job_run['Id']}", "message": message}
+            return {"status": FAILED, "failure": {**failure, "resource_status": state}}
+        if state != "SUCCEEDED":
+            return {"status": IN_PROGRESS, "wait_seconds": backoff(run)}
+        return {**json.loads(self.store.get(self.bucket, result_key(run["glue_run"]["key"]))), "status": DONE}
+
+    def train_predictor(self, run: dict[str, Any]) -> dict[str, Any]:
+        return self._start(run, "train")
+
+    def create_forecast(self, run: dict[str, Any]) -> dict[str, Any]:
+        return self._start(run, "forecast")
+
+    def check_training(self, run: dict[str, Any]) -> dict[str, Any]:
+        return self._check(run)
+
+    check_forecast = check_training
+
+
+@register("statsforecast", when=lambda settings: bool(settings.model_job))
+def _on_glue(settings: Settings, store: ObjectStore, clients: Clients) -> GlueEnsembleBackend:
+    return GlueEnsembleBackend(settings, store, clients("glue"))
