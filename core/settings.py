@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from core.holidays import COUNTRIES, DEFAULT_COUNTRY
+from core.holidays import DEFAULT_COUNTRY, check_country
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,21 @@ class Settings(BaseSettings):
     horizon: int = Field(8, ge=1, le=500, description="forecast horizon in periods")
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     country: str = Field(
-        DEFAULT_COUNTRY, pattern="^(?i:" + "|".join(COUNTRIES) + ")$", description="holiday calendar of the datasets"
+        DEFAULT_COUNTRY, description="holiday calendar of the datasets: a country (GB) or country-subdivision (GB-SCT)"
+    )
+    forecast_models: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="candidate models of the open ensemble, comma-separated (empty: the default, LightGBM)"
+    )
+    backtest_windows: int = Field(3, ge=1, le=10, description="backtest windows of one horizon each")
+    forecast_jobs: int = Field(
+        0, ge=0, description="processes for the local models, threads for LightGBM; 0: every core"
+    )
+    global_trees: int = Field(150, ge=10, le=5000, description="boosting rounds of the global LightGBM model")
+    global_learning_rate: float = Field(0.05, gt=0, le=1, description="learning rate of the global model")
+    global_leaves: int = Field(31, ge=2, le=1024, description="leaves per tree of the global model")
+    global_min_leaf: int = Field(10, ge=1, description="fewest rows a leaf of the global model holds")
+    ensemble_shrink: float = Field(
+        0.8, ge=0, le=1, description="how far a series' model weights are pulled to the models' pooled accuracy"
     )
     forecast_backend: str = Field("statsforecast", pattern=r"^(statsforecast|amazon-forecast)$")
     model_job: str | None = Field(
@@ -121,6 +136,19 @@ class Settings(BaseSettings):
     )
     forecast_role_arn: str | None = Field(None, description="IAM role Amazon Forecast assumes to read/write S3")
     notify_topic_arn: str | None = Field(None, description="SNS topic for run notifications (default: by name)")
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        return check_country(value)
+
+    @field_validator("forecast_models", mode="before")
+    @classmethod
+    def _models(cls, value: object) -> object:
+        """ "LightGBM,AutoETS" (environment, Glue arguments) or a sequence."""
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @property
     def names(self) -> ResourceNames:

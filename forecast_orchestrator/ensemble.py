@@ -1,19 +1,24 @@
-"""An AutoPredictor-like ensemble on statsforecast: backtest candidates, weight the best per series.
+"""An AutoPredictor-like ensemble: backtest the candidates, weight the best per series, calibrate the interval.
 
-Train: every candidate model is backtested with statsforecast's cross_validation (n_windows windows,
-step = horizon, the same as Amazon Forecast's backtest windows). Per series the TOP_K models with the
-lowest backtest quantile loss (all quantiles, all windows) form the ensemble, weighted by 1 / loss^6;
-the ensemble's quantiles are the weighted average of the models' quantiles. Its interval is then
-widened or narrowed by one factor per quantile so the pooled backtest hits the nominal level (a split
-conformal step: the models' own intervals are often too narrow on noisy retail series).
-Forecast: the selected models are refit on the full history and combined with the stored weights.
-The ensemble's backtest metrics are in-sample for the selection and calibration (optimistic); the
-held-out test in tests/integration and `python -m bench forecast_accuracy` measure it out of sample.
+Candidates: the global model (forecast_orchestrator/global_model.py, `LightGBM`: one model over all series)
+and the local statsforecast models (AutoETS, AutoARIMA, AutoTheta, SeasonalNaive, MSTL, the Croston family,
+...). The default is the global model alone: on the tuning data it was more accurate than every mix with local
+models and 20x faster than the old default set (docs/decisions.md); local candidates are configuration.
 
-Intervals: AutoETS, AutoARIMA, AutoTheta, SeasonalNaive, MSTL have native prediction intervals; the
-Croston family (CrostonOptimized, ADIDA, IMAPA) gets statsforecast's ConformalIntervals. Exogenous
-related series (price, promotion_flag, holiday_flag) are passed to every model; only AutoARIMA
-(regression with ARIMA errors) uses them, the others ignore X.
+Train: every candidate is backtested over n_windows windows of one horizon each (step = horizon, the same as
+Amazon Forecast's backtest windows; statsforecast's cross_validation for the local models, the same cutoffs for
+the global one). Per series the TOP_K models with the lowest backtest quantile loss (all quantiles, all
+windows, shrunk towards each model's pooled loss) form the ensemble, weighted by relative loss^-6; the
+ensemble's quantiles are the weighted average of the models' quantiles. Its interval is then widened or
+narrowed by one factor per quantile so the pooled backtest hits the nominal level (a split conformal step).
+Series the local models cannot backtest (too short) get the global model. Forecast: the selected models are
+refit on the full history and combined with the stored weights. The ensemble's backtest metrics are in-sample
+for the selection and calibration (optimistic); `python -m bench forecast_accuracy` measures it out of sample.
+
+Intervals: AutoETS, AutoARIMA, AutoTheta, SeasonalNaive, MSTL have native prediction intervals; the Croston
+family gets statsforecast's ConformalIntervals; the global model has quantile objectives. Exogenous related
+series (price, promotion_flag, holiday_flag) reach every model; AutoARIMA (regression with ARIMA errors) and
+the global model use them.
 """
 
 from __future__ import annotations
@@ -21,16 +26,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from forecast_orchestrator import metrics as m
+from forecast_orchestrator.global_model import NAME as GLOBAL
+from forecast_orchestrator.global_model import GlobalModel, GlobalModelConfig
 from forecast_orchestrator.series import ForecastInputs, pandas_freq
 
 os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")  # compiled numba kernels survive the process
@@ -38,15 +46,15 @@ os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")  # compiled numba kernels survi
 TOP_K = 3  # models per series in the ensemble
 # Weights are proportional to loss ** -WEIGHT_POWER, so a clearly better model dominates (docs/decisions.md).
 WEIGHT_POWER = 6.0
+SHRINK = 0.8  # how far a series' verdict is pulled towards the pooled one (select; docs/decisions.md)
 INTERMITTENT = ("CrostonOptimized", "ADIDA", "IMAPA")
 EXOGENOUS_MODELS = ("AutoARIMA",)  # the candidates that use the related series
 # The related columns the models see. `discount` is left out: it is non-zero exactly when promotion_flag is 1,
 # which makes ARIMA's regression rank-deficient (docs/decisions.md).
 MODEL_EXOGENOUS = ("price", "promotion_flag", "holiday_flag")
-DEFAULT_MODELS = {
-    "W": ("AutoETS", "AutoARIMA", "AutoTheta", "SeasonalNaive", *INTERMITTENT),
-    "D": ("AutoETS", "AutoARIMA", "AutoTheta", "SeasonalNaive", *INTERMITTENT, "MSTL"),
-}
+DEFAULT_MODELS = (GLOBAL,)
+LOCAL_MODELS = ("AutoETS", "AutoARIMA", "AutoTheta", "SeasonalNaive", "Naive", "HistoricAverage", *INTERMITTENT, "MSTL")
+CANDIDATES = (GLOBAL, *LOCAL_MODELS)
 YEAR = {"W": 52, "D": 365}
 FALLBACK = "Naive"
 
@@ -56,10 +64,12 @@ class EnsembleConfig:
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     backtest_windows: int = 3
     season_length: int | None = None  # None: 52 for W, 7 for D
-    models: tuple[str, ...] | None = None  # None: DEFAULT_MODELS of the frequency
-    n_jobs: int = 1
+    models: tuple[str, ...] | None = None  # None: DEFAULT_MODELS
+    n_jobs: int = 0  # processes of the local models; 0: every core
     use_spark: bool = False
     include_mean: bool = False
+    global_model: GlobalModelConfig = field(default_factory=GlobalModelConfig)
+    shrink: float = SHRINK
 
 
 @dataclass
@@ -67,6 +77,40 @@ class TrainResult:
     predictor_id: str
     metrics: pd.DataFrame  # window, cutoff, model, wQL_<q>..., avg_wQL, WAPE, RMSE, MAPE, MASE, coverage_p10_p90
     selection: pd.DataFrame  # unique_id, model, weight, loss, plus scale_<pNN> (interval calibration)
+
+
+Report = Callable[[dict[str, Any]], None]
+CHUNK = 2_000  # series per call of the local models: bounds memory and paces the progress reports
+
+
+class Progress:
+    """Series done out of the total over the fits of one step (each backtest window and the forecast fit every
+    series once), with the elapsed time and an ETA, sent to `report` after each fit."""
+
+    def __init__(self, step: str, total: int, report: Report | None, clock: Callable[[], float] = time.monotonic):
+        self.step, self.total, self.done, self.report, self.clock = step, max(total, 1), 0, report, clock
+        self.started = clock()
+
+    def advance(self, series: int, phase: str) -> None:
+        self.done = min(self.total, self.done + series)
+        if self.report is None:
+            return
+        elapsed = self.clock() - self.started
+        eta = elapsed / self.done * (self.total - self.done) if self.done else None
+        self.report(
+            {
+                "step": self.step,
+                "phase": phase,
+                "series_done": self.done,
+                "series_total": self.total,
+                "elapsed_s": round(elapsed, 1),
+                "eta_s": None if eta is None else round(eta, 1),
+            }
+        )
+
+
+def _chunks(ids: np.ndarray) -> list[np.ndarray]:
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)] or [ids]
 
 
 def levels_for(quantiles: tuple[float, ...]) -> list[int]:
@@ -133,13 +177,17 @@ class EnsembleModel:
 
     def __init__(self, config: EnsembleConfig):
         self.config = config
+        self.global_model = GlobalModel(replace(config.global_model, quantiles=tuple(config.quantiles)))
 
     # -- configuration derived from the inputs -------------------------------------------------------
     def season_length(self, frequency: str) -> int:
         return self.config.season_length or m.SEASON_LENGTH[frequency]
 
     def candidates(self, inputs: ForecastInputs) -> tuple[str, ...]:
-        names = self.config.models or DEFAULT_MODELS[inputs.frequency]
+        names = self.config.models or DEFAULT_MODELS
+        unknown = [n for n in names if n not in CANDIDATES]
+        if unknown:
+            raise ValueError(f"unknown candidate models {unknown}; choose from {', '.join(CANDIDATES)}")
         if "MSTL" in names and inputs.target.groupby("unique_id").size().max() < 2 * YEAR[inputs.frequency]:
             names = tuple(n for n in names if n != "MSTL")  # the yearly cycle needs two years of history
         return tuple(names)
@@ -151,7 +199,7 @@ class EnsembleModel:
         season = self.season_length(inputs.frequency)
         models = build_models(names, inputs.frequency, season, inputs.horizon)
         return StatsForecast(
-            models=models, freq=pandas_freq(inputs.frequency), n_jobs=self.config.n_jobs, fallback_model=Naive()
+            models=models, freq=pandas_freq(inputs.frequency), n_jobs=self.config.n_jobs or -1, fallback_model=Naive()
         )
 
     def _frame(self, frame: pd.DataFrame):
@@ -186,28 +234,53 @@ class EnsembleModel:
         return out
 
     # -- train ---------------------------------------------------------------------------------------
-    def train(self, inputs: ForecastInputs) -> TrainResult:
-        names = self.candidates(inputs)
+    def _local_backtest(self, names: tuple[str, ...], inputs: ForecastInputs, progress: Progress) -> pd.DataFrame:
+        """statsforecast's cross_validation of the local models on the series long enough for it, in chunks."""
         h, windows = inputs.horizon, self.config.backtest_windows
         history = inputs.target
-        # Series too short for the backtest windows plus two conformal windows are not scored; they get
-        # the models that are best over all scored series.
+        # Series too short for the backtest windows plus two conformal windows are not scored by the local models.
         lengths = history.groupby("unique_id").size()
-        long_ids = lengths.index[lengths > h * (windows + 2) + 1]
-        scored = history[history["unique_id"].isin(long_ids)]
-        if scored.empty:
-            raise ValueError(f"no series longer than {h * (windows + 2) + 1} periods to backtest (horizon {h})")
+        long_ids = lengths.index[lengths > h * (windows + 2) + 1].to_numpy()
         sf = self._statsforecast(names, inputs)
-        with _quiet_regression():
-            cv = sf.cross_validation(
-                df=self._frame(scored[["unique_id", "ds", "y", *MODEL_EXOGENOUS]]),
-                h=h,
-                n_windows=windows,
-                step_size=h,
-                level=levels_for(self.config.quantiles),
-            )
-        backtest = self._per_model(self._collect(cv), names, ["unique_id", "ds", "cutoff", "y"])
-        selection = select(backtest, self.config.quantiles)
+        parts = []
+        for ids in _chunks(long_ids) if len(long_ids) else []:
+            scored = history[history["unique_id"].isin(ids)]
+            with _quiet_regression():
+                cv = sf.cross_validation(
+                    df=self._frame(scored[["unique_id", "ds", "y", *MODEL_EXOGENOUS]]),
+                    h=h,
+                    n_windows=windows,
+                    step_size=h,
+                    level=levels_for(self.config.quantiles),
+                )
+            parts.append(self._per_model(self._collect(cv), names, ["unique_id", "ds", "cutoff", "y"]))
+            progress.advance(len(ids) * windows, f"backtest of {', '.join(names)}")
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    def _global_backtest(self, inputs: ForecastInputs, progress: Progress) -> pd.DataFrame:
+        series = inputs.target["unique_id"].nunique()
+
+        def window_done(number: int) -> None:
+            progress.advance(series, f"backtest window {number} of {GLOBAL}")
+
+        frame = self.global_model.backtest(inputs, self.config.backtest_windows, inputs.horizon, window_done)
+        return frame.assign(model=GLOBAL) if len(frame) else frame
+
+    def train(self, inputs: ForecastInputs, report: Report | None = None) -> TrainResult:
+        """Backtest every candidate, select and weight per series, calibrate; `report` gets progress dicts."""
+        names = self.candidates(inputs)
+        local = tuple(n for n in names if n != GLOBAL)
+        series, windows = inputs.target["unique_id"].nunique(), self.config.backtest_windows
+        progress = Progress("train", series * windows * ((GLOBAL in names) + bool(local)), report)
+        parts = [self._local_backtest(local, inputs, progress) if local else pd.DataFrame()]
+        parts.append(self._global_backtest(inputs, progress) if GLOBAL in names else pd.DataFrame())
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            h = inputs.horizon
+            raise ValueError(f"no series long enough to backtest {names} ({windows} windows of {h} periods)")
+        backtest = pd.concat(parts, ignore_index=True)
+        history = inputs.target
+        selection = select(backtest, self.config.quantiles, shrink=self.config.shrink)
         ensemble = combine(backtest, selection, ["unique_id", "ds", "cutoff"], self.config.quantiles)
         ensemble = ensemble.merge(
             backtest[["unique_id", "ds", "cutoff", "y"]].drop_duplicates(), on=["unique_id", "ds", "cutoff"]
@@ -235,21 +308,34 @@ class EnsembleModel:
         return "sf-" + hashlib.sha1(key.encode()).hexdigest()[:16]
 
     # -- forecast ------------------------------------------------------------------------------------
-    def forecast(self, inputs: ForecastInputs, trained: TrainResult) -> pd.DataFrame:
+    def forecast(self, inputs: ForecastInputs, trained: TrainResult, report: Report | None = None) -> pd.DataFrame:
         """Refit the selected models on the full history and combine them: unique_id, ds, pNN..., [mean], model."""
         selection = complete_selection(trained.selection, inputs.target["unique_id"].unique())
         names = tuple(dict.fromkeys(selection["model"]))
-        sf = self._statsforecast(names, inputs)
+        local = tuple(n for n in names if n != GLOBAL)
+        local_ids = selection.loc[selection["model"].isin(local), "unique_id"].unique()
+        series = inputs.target["unique_id"].nunique()
+        progress = Progress("forecast", len(local_ids) + series * (GLOBAL in names), report)
         future = inputs.future()
-        kwargs = {"level": levels_for(self.config.quantiles)}
-        with _quiet_regression():
-            result = sf.forecast(
-                df=self._frame(inputs.target[["unique_id", "ds", "y", *MODEL_EXOGENOUS]]),
-                h=inputs.horizon,
-                X_df=self._frame(future[["unique_id", "ds", *MODEL_EXOGENOUS]]),
-                **kwargs,
-            )
-        per_model = self._per_model(self._collect(result), names, ["unique_id", "ds"])
+        parts = []
+        if local:
+            sf = self._statsforecast(local, inputs)
+            for ids in _chunks(local_ids):
+                history = inputs.target[inputs.target["unique_id"].isin(ids)]
+                with _quiet_regression():
+                    result = sf.forecast(
+                        df=self._frame(history[["unique_id", "ds", "y", *MODEL_EXOGENOUS]]),
+                        h=inputs.horizon,
+                        X_df=self._frame(future[future["unique_id"].isin(ids)][["unique_id", "ds", *MODEL_EXOGENOUS]]),
+                        level=levels_for(self.config.quantiles),
+                    )
+                parts.append(self._per_model(self._collect(result), local, ["unique_id", "ds"]))
+                progress.advance(len(ids), f"forecast of {', '.join(local)}")
+        if GLOBAL in names:
+            forecast = self.global_model.forecast(inputs, inputs.target, inputs.horizon, future)
+            parts.append(forecast.assign(model=GLOBAL))
+            progress.advance(series, f"forecast of {GLOBAL}")
+        per_model = pd.concat(parts, ignore_index=True)
         out = combine(per_model, selection, ["unique_id", "ds"], self.config.quantiles)
         scales = {c[len("scale_") :]: float(selection[c].iloc[0]) for c in selection.columns if c.startswith("scale_")}
         out = apply_scales(out, scales)
@@ -261,12 +347,19 @@ class EnsembleModel:
 
 # -- pure functions over the long frames -----------------------------------------------------------------
 def select(
-    backtest: pd.DataFrame, quantiles: tuple[float, ...], top_k: int = TOP_K, power: float = WEIGHT_POWER
+    backtest: pd.DataFrame,
+    quantiles: tuple[float, ...],
+    top_k: int = TOP_K,
+    power: float = WEIGHT_POWER,
+    shrink: float = SHRINK,
 ) -> pd.DataFrame:
-    """Per series the top_k models by backtest quantile loss, weighted by loss ** -power (weights sum to 1).
+    """Per series the top_k models by backtest quantile loss, weighted by relative loss ** -power (weights sum to 1).
 
     The loss is the pinball loss summed over quantiles, windows and periods; for one series it ranks the
-    models exactly like wQL (same denominator) and stays defined when the series' actuals are all zero.
+    models exactly like wQL (same denominator) and stays defined when the series' actuals are all zero. A
+    model's loss relative to the series' best is shrunk towards its pooled relative loss over all series
+    (geometric blend, `shrink` in 0..1): a few backtest periods of one series are a noisy verdict, so a model
+    that is worse almost everywhere needs a clear win on a series to take its weight.
     """
     loss = np.zeros(len(backtest))
     for q in quantiles:
@@ -274,22 +367,29 @@ def select(
     scores = (backtest.assign(loss=loss).groupby(["unique_id", "model"], sort=True)["loss"].sum().reset_index()).dropna(
         subset=["loss"]
     )
-    scores = scores.sort_values(["unique_id", "loss", "model"])
+    floor = scores.groupby("unique_id")["loss"].transform("min").clip(lower=1e-9)
+    relative = np.maximum(scores["loss"].to_numpy(), 1e-9) / floor.to_numpy()
+    pooled = scores.assign(floor=floor).groupby("model")[["loss", "floor"]].sum()
+    pooled_relative = (pooled["loss"].clip(lower=1e-9) / pooled["floor"]).reindex(scores["model"]).to_numpy()
+    scores["score"] = relative ** (1 - shrink) * pooled_relative**shrink
+    scores = scores.sort_values(["unique_id", "score", "model"])
     best = scores.groupby("unique_id").head(top_k).copy()
-    loss = np.maximum(best["loss"].to_numpy(), 1e-9)
-    inverse = (best.groupby("unique_id")["loss"].transform("min").clip(lower=1e-9).to_numpy() / loss) ** power
+    inverse = (best.groupby("unique_id")["score"].transform("min").to_numpy() / best["score"].to_numpy()) ** power
     best["weight"] = inverse / best.assign(inv=inverse).groupby("unique_id")["inv"].transform("sum").to_numpy()
     return best[["unique_id", "model", "weight", "loss"]].reset_index(drop=True)
 
 
 def complete_selection(selection: pd.DataFrame, ids) -> pd.DataFrame:
     """The stored selection, plus series it has never seen (new items, a champion from an older run): those
-    get the models that won most often, equally weighted."""
+    get the global model when it is a candidate (it forecasts from the item's metadata and the little history
+    there is), else the models that won most often, equally weighted."""
     missing = sorted(set(ids) - set(selection["unique_id"]))
     known = selection[selection["unique_id"].isin(set(ids))]
     if not missing:
         return known
     popular = selection.groupby("model")["weight"].sum().sort_values(ascending=False).head(TOP_K).index
+    if GLOBAL in set(selection["model"]):
+        popular = pd.Index([GLOBAL])  # the one candidate that forecasts a series it has barely seen
     extra = pd.DataFrame([(uid, model) for uid in missing for model in popular], columns=["unique_id", "model"])
     extra["weight"] = 1.0 / len(popular)
     extra["loss"] = np.nan

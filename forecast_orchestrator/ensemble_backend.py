@@ -9,6 +9,8 @@ forecast a later run's data.
 from __future__ import annotations
 
 import io
+import json
+import time
 from typing import Any
 
 import pandas as pd
@@ -16,9 +18,36 @@ import pandas as pd
 from core.object_store import ObjectStore
 from core.settings import Settings
 from forecast_orchestrator.backends import DONE, Clients, register
-from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel, TrainResult
+from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel, Report, TrainResult
 from forecast_orchestrator.export import write_export
+from forecast_orchestrator.global_model import GlobalModelConfig
 from forecast_orchestrator.series import ForecastInputs, load_inputs
+
+PROGRESS_EVERY_S = 2.0  # a step's progress file is rewritten at most this often (and at the end)
+
+
+def ensemble_config(settings: Settings, use_spark: bool = False) -> EnsembleConfig:
+    """The ensemble's knobs from the one Settings object (environment, CLI flags, Glue job arguments)."""
+    return EnsembleConfig(
+        quantiles=tuple(settings.quantiles),
+        backtest_windows=settings.backtest_windows,
+        models=settings.forecast_models or None,
+        n_jobs=settings.forecast_jobs,
+        use_spark=use_spark,
+        shrink=settings.ensemble_shrink,
+        global_model=GlobalModelConfig(
+            trees=settings.global_trees,
+            learning_rate=settings.global_learning_rate,
+            leaves=settings.global_leaves,
+            min_leaf=settings.global_min_leaf,
+            threads=settings.forecast_jobs,
+        ),
+    )
+
+
+def progress_key(run_id: str) -> str:
+    """Where a running train or forecast step keeps its progress (series done, elapsed, ETA)."""
+    return f"runs/{run_id}/progress.json"
 
 
 class EnsembleBackend:
@@ -28,8 +57,23 @@ class EnsembleBackend:
         self.settings = settings
         self.store = store
         self.bucket = settings.names.bucket("forecast-export")
-        self.model = EnsembleModel(config or EnsembleConfig(quantiles=tuple(settings.quantiles)))
+        self.model = EnsembleModel(config or ensemble_config(settings))
         self._inputs: dict[str, ForecastInputs] = {}
+        self.on_progress: Report | None = None  # the CLI shows progress here as well
+
+    def _reporter(self, run: dict[str, Any]) -> Report:
+        """Progress of a step to the object store (the workflow's status reads it) and to on_progress."""
+        last = [0.0]
+
+        def report(progress: dict[str, Any]) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_EVERY_S or progress["series_done"] >= progress["series_total"]:
+                last[0] = now
+                self.store.put(self.bucket, progress_key(run["run_id"]), json.dumps(progress).encode())
+            if self.on_progress is not None:
+                self.on_progress(progress)
+
+        return report
 
     def _load(self, run: dict[str, Any]) -> ForecastInputs:
         key = run["manifest_key"]
@@ -50,7 +94,7 @@ class EnsembleBackend:
         return {"status": DONE, "imported": {"series": int(inputs.target["unique_id"].nunique())}}
 
     def train_predictor(self, run: dict[str, Any]) -> dict[str, Any]:
-        trained = self.model.train(self._load(run))
+        trained = self.model.train(self._load(run), self._reporter(run))
         base = f"predictors/{trained.predictor_id}/"
         self._put_frame(base + "metrics.parquet", trained.metrics)
         self._put_frame(base + "selection.parquet", trained.selection)
@@ -72,7 +116,7 @@ class EnsembleBackend:
         return {"status": DONE, "accuracy": {c: float(row[c]) for c in keep if pd.notna(row[c])}}
 
     def create_forecast(self, run: dict[str, Any]) -> dict[str, Any]:
-        forecast = self.model.forecast(self._load(run), self._predictor(run["forecast_predictor"]))
+        forecast = self.model.forecast(self._load(run), self._predictor(run["forecast_predictor"]), self._reporter(run))
         key = f"runs/{run['run_id']}/forecast.parquet"
         self._put_frame(key, forecast)
         return {"status": DONE, "forecast_key": key}

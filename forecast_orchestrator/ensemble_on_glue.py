@@ -17,8 +17,7 @@ from typing import Any
 from core.object_store import ObjectStore
 from core.settings import Settings
 from forecast_orchestrator.backends import DONE, FAILED, IN_PROGRESS, Clients, backoff, register
-from forecast_orchestrator.ensemble import EnsembleConfig
-from forecast_orchestrator.ensemble_backend import EnsembleBackend
+from forecast_orchestrator.ensemble_backend import EnsembleBackend, ensemble_config, progress_key
 
 GLUE_FAILED = {"FAILED", "ERROR", "TIMEOUT", "STOPPED", "EXPIRED"}
 STEPS = {"train": "train_predictor", "forecast": "create_forecast"}  # --step -> EnsembleBackend method
@@ -40,8 +39,7 @@ def run_step(settings: Settings, store: ObjectStore, step: str, request: str, us
         raise ValueError(f"--step must be one of {', '.join(STEPS)}, got {step!r}")
     bucket = settings.names.bucket("forecast-export")
     run = json.loads(store.get(bucket, request))
-    config = EnsembleConfig(quantiles=tuple(settings.quantiles), use_spark=use_spark)
-    result = getattr(EnsembleBackend(settings, store, config), STEPS[step])(run)
+    result = getattr(EnsembleBackend(settings, store, ensemble_config(settings, use_spark)), STEPS[step])(run)
     store.put(bucket, result_key(request), json.dumps(result).encode())
     return result
 
@@ -69,7 +67,10 @@ class GlueEnsembleBackend(EnsembleBackend):
             failure = {"step": run.get("glue_step"), "resource": f"{self.job}/{job_run['Id']}", "message": message}
             return {"status": FAILED, "failure": {**failure, "resource_status": state}}
         if state != "SUCCEEDED":
-            return {"status": IN_PROGRESS, "wait_seconds": backoff(run)}
+            waiting: dict[str, Any] = {"status": IN_PROGRESS, "wait_seconds": backoff(run)}
+            if self.store.exists(self.bucket, progress_key(run["run_id"])):
+                waiting["progress"] = json.loads(self.store.get(self.bucket, progress_key(run["run_id"])))
+            return waiting
         return {**json.loads(self.store.get(self.bucket, result_key(run["glue_run"]["key"]))), "status": DONE}
 
     def train_predictor(self, run: dict[str, Any]) -> dict[str, Any]:

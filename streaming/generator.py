@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from core.contracts import CHANNELS, SCHEMA_VERSION
-from core.holidays import COUNTRIES, DEFAULT_COUNTRY, holidays, nth_weekday
+from core.holidays import DEFAULT_COUNTRY, check_country, holidays, nth_weekday
 from streaming.events import validate_event
 from streaming.records import encode_event
 
@@ -71,8 +71,10 @@ class GeneratorConfig:
             date.fromisoformat(self.start)
         except (TypeError, ValueError):
             problems.append(f"start={self.start!r} must be a date like 2023-01-02")
-        if self.country not in COUNTRIES:
-            problems.append(f"country={self.country!r} has no holiday calendar; one of {', '.join(COUNTRIES)}")
+        try:
+            check_country(self.country)
+        except ValueError as exc:
+            problems.append(str(exc))
         if len(self.currency) != 3 or not self.currency.isupper():
             problems.append(f"currency={self.currency!r} must be an ISO-4217 code like EUR")
         for name in ("web_share", "intermittent_share", "new_item_share", "discontinued_share"):

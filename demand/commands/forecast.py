@@ -70,7 +70,20 @@ def run(
         manifest = found[-1]
     console = Console(stderr=True)
     with console.status("starting") as status_line:
-        status, result = run_forecast(settings, manifest, runtime, on_state=lambda s: status_line.update(s))
+        state = ["starting"]
+
+        def show_state(name: str) -> None:
+            state[0] = name
+            status_line.update(name)
+
+        def show_progress(p: dict) -> None:
+            eta = f", about {p['eta_s']:.0f} s left" if p.get("eta_s") is not None else ""
+            done = f"{p['series_done']:,}/{p['series_total']:,} series"
+            status_line.update(f"{state[0]}: {p['phase']}: {done}, {p['elapsed_s']:.0f} s{eta}")
+
+        if hasattr(runtime.backend, "on_progress"):
+            runtime.backend.on_progress = show_progress
+        status, result = run_forecast(settings, manifest, runtime, on_state=show_state)
     if status == "SUCCEEDED" and enrich and not result.get("duplicate"):
         from glue_jobs.enrich_forecast import publish_run
         from glue_jobs.runtime import spark_session

@@ -38,7 +38,9 @@ def generate_command(
         GeneratorConfig.anomaly_rate, help="Share of sale events that are injected anomalies (0..0.5).", min=0, max=0.5
     ),
     seed: int = typer.Option(GeneratorConfig.seed, help="Random seed; the same seed gives the same bytes."),
-    country: str = typer.Option(GeneratorConfig.country, help="Holiday calendar: DE, FR, GB or US."),
+    country: str = typer.Option(
+        GeneratorConfig.country, help="Holiday calendar: a country (GB) or country-subdivision (GB-SCT)."
+    ),
     currency: str = typer.Option(GeneratorConfig.currency, help="ISO-4217 currency of the prices."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary instead of a table."),
 ) -> None:

@@ -27,7 +27,9 @@ def build_forecast_inputs(
     frequency: str = typer.Option(None, help="D or W (default from settings: W)."),
     horizon: int = typer.Option(None, help="Forecast horizon in periods (default from settings: 8)."),
     country: str = typer.Option(
-        None, help="Holiday calendar for holiday_flag: DE, GB, FR or US (default from settings: DE)."
+        None,
+        help="Holiday calendar for holiday_flag: a country (GB) or country-subdivision (GB-SCT) "
+        "(default from settings: DE).",
     ),
     with_location: bool = typer.Option(False, help="Series per item and store (location) instead of per item."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),

@@ -1,6 +1,7 @@
-"""The statsforecast ensemble as a planner sees it: on generated sales it beats the seasonal naive
-forecast, is no worse than the best single model and its p10-p90 band holds about 80 % of the actuals.
-Plus reading the forecast-input layout, writing the export layout and the same code on Spark."""
+"""The open ensemble as a planner sees it: on generated sales the default (the global LightGBM model) beats the
+seasonal naive forecast and every single local model, its p10-p90 band holds about 80 % of the actuals, items
+with a short history get forecasts, long training reports progress. Plus reading the forecast-input layout,
+writing the export layout and the same code on Spark."""
 
 from __future__ import annotations
 
@@ -14,29 +15,35 @@ from bench.forecast import DAYS, HORIZON, holdout, score, single_model, weekly_d
 from core.object_store import LocalObjectStore
 from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel, TrainResult
 from forecast_orchestrator.export import write_export
-from forecast_orchestrator.series import EXOGENOUS, InputError, load_inputs
+from forecast_orchestrator.series import EXOGENOUS, ForecastInputs, InputError, load_inputs
 from streaming.generator import GeneratorConfig
 
 warnings.filterwarnings("ignore", module="statsforecast")
+LOCAL = ("AutoETS", "AutoTheta", "SeasonalNaive", "CrostonOptimized")
 
 
 @pytest.fixture(scope="module")
-def holdout_run():
+def generated():
     target, related = weekly_demand(GeneratorConfig(seed=11, stores=2, items=40, days=DAYS))
-    inputs, actual = holdout(target, related)
+    return holdout(target, related)
+
+
+@pytest.fixture(scope="module")
+def holdout_run(generated):
+    inputs, actual = generated
+    reports: list[dict] = []
     backend = EnsembleModel(EnsembleConfig())
-    trained = backend.train(inputs)
-    forecast = backend.forecast(inputs, trained)
-    return backend, inputs, actual, trained, forecast
+    trained = backend.train(inputs, reports.append)
+    forecast = backend.forecast(inputs, trained, reports.append)
+    return backend, inputs, actual, trained, forecast, reports
 
 
 @pytest.mark.slow
-def test_ensemble_beats_seasonal_naive_and_every_single_model(holdout_run):
-    backend, inputs, actual, trained, forecast = holdout_run
+def test_the_global_model_beats_seasonal_naive_and_every_single_local_model(holdout_run):
+    backend, inputs, actual, trained, forecast, _ = holdout_run
+    assert set(trained.selection["model"]) == {"LightGBM"}
     ours = score(forecast, actual, inputs.target)
-    singles = {
-        name: score(single_model(inputs, name, backend), actual, inputs.target) for name in backend.candidates(inputs)
-    }
+    singles = {name: score(single_model(inputs, name, backend), actual, inputs.target) for name in LOCAL}
     best = min(singles, key=lambda n: singles[n]["WAPE"])
     print({"ensemble": ours["WAPE"], **{n: round(s["WAPE"], 4) for n, s in singles.items()}})
     assert ours["WAPE"] <= 0.9 * singles["SeasonalNaive"]["WAPE"]
@@ -45,7 +52,7 @@ def test_ensemble_beats_seasonal_naive_and_every_single_model(holdout_run):
 
 @pytest.mark.slow
 def test_p10_p90_band_covers_about_80_percent(holdout_run):
-    _, inputs, actual, trained, forecast = holdout_run
+    _, inputs, actual, trained, forecast, _ = holdout_run
     assert list(forecast.columns) == ["unique_id", "ds", "p10", "p50", "p90", "model"]
     assert len(forecast) == inputs.target["unique_id"].nunique() * HORIZON
     assert (forecast["p10"] <= forecast["p50"]).all() and (forecast["p50"] <= forecast["p90"]).all()
@@ -54,13 +61,48 @@ def test_p10_p90_band_covers_about_80_percent(holdout_run):
 
 @pytest.mark.slow
 def test_backtest_metrics_have_a_row_per_window_and_a_summary(holdout_run):
-    _, _, _, trained, _ = holdout_run
+    _, _, _, trained, _, _ = holdout_run
     ensemble = trained.metrics[trained.metrics["model"] == "ensemble"]
     assert list(ensemble["window"]) == ["1", "2", "3", "summary"]
     for column in ("wQL_0.1", "wQL_0.5", "wQL_0.9", "avg_wQL", "WAPE", "RMSE", "MAPE", "MASE", "coverage_p10_p90"):
         assert ensemble[column].notna().all(), column
     weights = trained.selection.groupby("unique_id")["weight"].sum()
     assert weights.round(6).eq(1.0).all()
+
+
+@pytest.mark.slow
+def test_training_and_forecast_report_series_done_elapsed_and_eta(holdout_run):
+    _, inputs, _, _, _, reports = holdout_run
+    series = inputs.target["unique_id"].nunique()
+    train = [r for r in reports if r["step"] == "train"]
+    assert [r["phase"] for r in train] == [f"backtest window {k} of LightGBM" for k in (1, 2, 3)]
+    assert [r["series_done"] for r in train] == [series, 2 * series, 3 * series]
+    assert all(r["series_total"] == 3 * series and r["elapsed_s"] >= 0 for r in train)
+    assert train[-1]["eta_s"] == 0 and train[0]["eta_s"] >= 0
+    assert [r["step"] for r in reports][-1] == "forecast" and reports[-1]["series_done"] == series
+
+
+@pytest.mark.slow
+def test_items_with_a_short_history_get_forecasts_from_what_they_share(generated):
+    """Cold start: eight items that first sold two weeks before the end, too short for any local model's backtest,
+    get a forecast from the global model (from their recent weeks, the calendar and what the other items do):
+    together within half of what they really sold in the held-out weeks."""
+    inputs, actual = generated
+    target = inputs.target
+    new = sorted(target["unique_id"].unique())[:8]
+    keep = ~target["unique_id"].isin(new) | (target["ds"] > target["ds"].max() - pd.Timedelta(weeks=2))
+    short = ForecastInputs(inputs.manifest, target[keep].reset_index(drop=True), inputs.related, inputs.metadata)
+    with pytest.raises(ValueError, match="no series long enough"):
+        only_new = short.target[short.target["unique_id"].isin(new)]
+        EnsembleModel(EnsembleConfig(models=("AutoETS",))).train(
+            ForecastInputs(inputs.manifest, only_new, inputs.related, inputs.metadata)
+        )
+    backend = EnsembleModel(EnsembleConfig())
+    forecast = backend.forecast(short, backend.train(short))
+    cold = forecast[forecast["unique_id"].isin(new)]
+    assert len(cold) == len(new) * HORIZON and cold["p50"].notna().all()
+    sold = actual[actual["unique_id"].isin(new)]["y"].sum()
+    assert abs(cold["p50"].sum() - sold) <= 0.5 * sold, (cold["p50"].sum(), sold)
 
 
 def _put_csv(store, bucket, key, frame):
@@ -185,13 +227,16 @@ def test_export_writes_the_forecast_layout_and_replaces_on_rerun(tmp_path):
 
 
 def test_the_same_ensemble_runs_on_spark(spark, tmp_path):
+    """The local candidates through fugue on Spark, the global model on the driver: the same forecasts."""
     store = LocalObjectStore(tmp_path)
     inputs = load_inputs(store, "fin", _write_inputs(store))
-    config = dict(models=("AutoETS", "SeasonalNaive", "CrostonOptimized"), season_length=4, backtest_windows=2)
+    config = dict(
+        models=("LightGBM", "AutoETS", "SeasonalNaive", "CrostonOptimized"), season_length=4, backtest_windows=2
+    )
     local = EnsembleModel(EnsembleConfig(**config))
     on_spark = EnsembleModel(EnsembleConfig(**config, use_spark=True))
     expected = local.forecast(inputs, local.train(inputs))
     trained = on_spark.train(inputs)
     got = on_spark.forecast(inputs, trained)
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, atol=1e-6)
-    assert set(trained.metrics["model"]) == {"AutoETS", "SeasonalNaive", "CrostonOptimized", "ensemble"}
+    assert set(trained.metrics["model"]) == {"LightGBM", "AutoETS", "SeasonalNaive", "CrostonOptimized", "ensemble"}
