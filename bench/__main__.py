@@ -13,6 +13,7 @@ BENCHES = {
     "build_inputs": "build_inputs",
     "forecast": "forecast",
     "forecast_accuracy": "forecast",
+    "forecast_scale": "forecast_scale",
     "enrich": "enrich",
     "query": "enrich",
     "api": "api",

@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 from functools import cache
 
-import holidays as calendars
-
 DEFAULT_COUNTRY = "DE"  # Settings.country's default
 
 
 @cache
 def _supported() -> dict[str, list[str]]:
+    import holidays as calendars  # imported on first use: the Lambda and the Flink job never need it
+
     return calendars.list_supported_countries()
 
 
@@ -36,6 +36,8 @@ def check_country(code: str) -> str:
 
 def holidays(country: str, start: date, end: date) -> list[date]:
     """Public holidays (observed days included) of `country` ("GB" or "GB-SCT") with start <= day <= end, sorted."""
+    import holidays as calendars
+
     code, _, subdivision = check_country(country).partition("-")
     days = calendars.country_holidays(code, subdiv=subdivision or None, years=range(start.year, end.year + 1))
     return sorted(d for d in days if start <= d <= end)

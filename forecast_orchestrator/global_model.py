@@ -86,32 +86,31 @@ class GlobalModel:
     def __init__(self, config: GlobalModelConfig | None = None):
         self.config = config or GlobalModelConfig()
 
-    def _booster(self, alpha: float):
-        from lightgbm import LGBMRegressor
-
+    def _params(self, alpha: float) -> dict[str, Any]:
         cfg = self.config
-        return LGBMRegressor(
-            objective="quantile",
-            alpha=alpha,
-            n_estimators=cfg.trees,
-            learning_rate=cfg.learning_rate,
-            num_leaves=cfg.leaves,
-            min_child_samples=cfg.min_leaf,
-            subsample=0.8,
-            subsample_freq=1,
-            colsample_bytree=0.8,
-            n_jobs=cfg.threads or os.cpu_count() or 1,
-            random_state=cfg.seed,
-            deterministic=True,  # the same forecasts on any thread count (pandas and Spark runs agree)
-            verbose=-1,
-        )
+        return {
+            "objective": "quantile",
+            "alpha": alpha,
+            "learning_rate": cfg.learning_rate,
+            "num_leaves": cfg.leaves,
+            "min_data_in_leaf": cfg.min_leaf,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "feature_fraction": 0.8,
+            "num_threads": cfg.threads or os.cpu_count() or 1,
+            "seed": cfg.seed,
+            "deterministic": True,  # the same forecasts on any thread count (pandas and Spark runs agree)
+            "verbosity": -1,
+        }
 
     def forecast(
         self, inputs: ForecastInputs, history: pd.DataFrame, horizon: int, future: pd.DataFrame
     ) -> pd.DataFrame:
         """Fit on `history` (unique_id, ds, y, exogenous) and forecast `horizon` periods with the exogenous values
         in `future` (unique_id, ds, exogenous over the horizon): unique_id, ds, pNN..., mean (= the median)."""
+        import lightgbm as lgb
         from mlforecast import MLForecast
+        from sklearn.dummy import DummyRegressor
 
         frequency = inputs.frequency
         history = history.sort_values(["unique_id", "ds"])
@@ -134,7 +133,7 @@ class GlobalModel:
         quantiles = sorted(self.config.quantiles)
         median = min(quantiles, key=lambda q: abs(q - 0.5))  # the path the recursion follows
         mlf = MLForecast(
-            models={"median": self._booster(median)},
+            models={"median": DummyRegressor()},  # replaced by the fitted median booster
             freq=pandas_freq(frequency),
             lags=[lag for lag in LAGS[frequency] if lag < len(train)],
             lag_transforms=_rolling(frequency),
@@ -144,7 +143,8 @@ class GlobalModel:
             warnings.simplefilter("ignore")  # lags of short series are null, which LightGBM handles
             features: pd.DataFrame = mlf.preprocess(train, static_features=list(STATIC), dropna=False)  # type: ignore[assignment]
             columns = list(mlf.ts.features_order_)
-            boosters = {q: self._booster(q).fit(features[columns], features["y"]) for q in quantiles}
+            data = lgb.Dataset(features[columns], features["y"], free_raw_data=False)  # binned once, for every q
+            boosters = {q: lgb.train(self._params(q), data, num_boost_round=self.config.trees) for q in quantiles}
             mlf.models_ = {"median": boosters[median]}
             steps: list[pd.DataFrame] = []
 

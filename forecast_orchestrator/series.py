@@ -119,6 +119,14 @@ def _numbers(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], where: s
     return frame
 
 
+def _carry(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A column's gaps filled with the series' last value (its first value before that), 0.0 where it has none.
+    `frame` is sorted by unique_id and ds."""
+    groups = frame.groupby("unique_id", sort=False)[column]
+    filled = groups.ffill()
+    return filled.fillna(filled.groupby(frame["unique_id"], sort=False).bfill()).fillna(0.0)
+
+
 def to_long(target: pd.DataFrame, related: pd.DataFrame, with_location: bool, where: str) -> tuple:
     """Forecast-layout target and related frames (strings) -> (target, related) in the long format."""
     keys = series_keys(with_location)
@@ -133,10 +141,10 @@ def to_long(target: pd.DataFrame, related: pd.DataFrame, with_location: bool, wh
         raise InputError(f"{where} target: duplicate (unique_id, timestamp) {dup['unique_id']}, {dup['ds']:%Y-%m-%d}")
     x = x.drop_duplicates(["unique_id", "ds"], keep="last").sort_values(["unique_id", "ds"])
     # Gaps in the related series: carry the last price, no promotion, no discount, no holiday.
-    x["price"] = x.groupby("unique_id")["price"].transform(lambda s: s.ffill().bfill()).fillna(0.0)
+    x["price"] = _carry(x, "price")
     x[["promotion_flag", "discount", "holiday_flag"]] = x[["promotion_flag", "discount", "holiday_flag"]].fillna(0.0)
     y = y.merge(x, on=["unique_id", "ds"], how="left").sort_values(["unique_id", "ds"]).reset_index(drop=True)
-    y["price"] = y.groupby("unique_id")["price"].transform(lambda s: s.ffill().bfill()).fillna(0.0)
+    y["price"] = _carry(y, "price")
     y[list(EXOGENOUS)] = y[list(EXOGENOUS)].fillna(0.0)
     return y, x.reset_index(drop=True)
 

@@ -69,12 +69,14 @@ locals {
   }
 
   glue_jobs = {
-    build_forecast_inputs = { name = "build-forecast-inputs", max_concurrent_runs = 1, extra_arguments = {} }
+    build_forecast_inputs = { name = "build-forecast-inputs", max_concurrent_runs = 1, extra_arguments = {
+      "--additional-python-modules" = "holidays==0.109"
+    } }
     enrich_forecast       = { name = "enrich-forecast", max_concurrent_runs = 2, extra_arguments = { "--export_key" = "" } }
     # statsforecast train / forecast steps of the workflow, on Spark (the step Lambda cannot hold statsforecast)
     forecast_steps = { name = "forecast-steps", max_concurrent_runs = 2, extra_arguments = {
       "--step" = "train", "--request_key" = "", "--use_spark" = "true",
-      "--additional-python-modules" = "statsforecast==2.1.1,fugue==0.9.7"
+      "--additional-python-modules" = "statsforecast==2.1.1,fugue==0.9.7,mlforecast==1.1.0,lightgbm==4.7.0,holidays==0.109"
     } }
   }
 

@@ -127,6 +127,7 @@ def test_train_and_forecast_run_as_a_glue_job_when_one_is_configured(pipeline):
     """AWS layout (Settings.model_job): the step handler starts the Glue job and polls it; the job
     (glue_jobs/forecast_steps.py, run here as Glue would run it, without Spark) writes the step's result."""
     from forecast_orchestrator import handlers
+    from forecast_orchestrator.ensemble_backend import progress_key
     from glue_jobs import forecast_steps
 
     settings, manifests = pipeline
@@ -151,10 +152,15 @@ def test_train_and_forecast_run_as_a_glue_job_when_one_is_configured(pipeline):
         for name, value in started["Arguments"].items():
             job_args += [name, value]
         forecast_steps.main(job_args)  # what Glue runs
+        # The job's progress (series done, elapsed, ETA), which a poll of a running job returns in the run's status.
+        progress = json.loads(rt.store.get(rt.backend.bucket, progress_key(run["run_id"])))
+        assert progress["series_done"] == progress["series_total"] > 0, progress
+        assert progress["step"] == {"train_predictor": "train", "create_forecast": "forecast"}[start]
         for _ in range(5):  # moto's job run: STARTING -> RUNNING -> SUCCEEDED, one step per poll
             run = handlers.dispatch({"step": check, "run": run}, rt)
             if run["status"] != "IN_PROGRESS":
                 break
+            assert run["progress"] == progress
         assert run["status"] == "DONE", run
         return run
 

@@ -473,3 +473,22 @@ def test_every_glue_job_argument_in_the_template_is_one_the_job_reads(job_name, 
     assert not unknown, f"{job_name}: template passes arguments the job ignores: {unknown}"
     script = jobs[f"demand-{job_name}"]["Command"]["ScriptLocation"]
     assert resolve(script).endswith(module.split(".")[1] + ".py")
+
+
+def test_the_python_modules_glue_installs_are_the_locked_versions():
+    locked = dict(
+        line.strip().split("==") for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line
+    )
+    locked = {name.lower(): version for name, version in locked.items()}
+    cfn = {
+        resolve(p["Name"]): p["DefaultArguments"].get("--additional-python-modules", "")
+        for p in resources("AWS::Glue::Job").values()
+    }
+    jobs = terraform()["locals"]["glue_jobs"].values()
+    tf = {job["name"]: job["extra_arguments"].get("--additional-python-modules", "") for job in jobs}
+    assert {name.removeprefix("demand-"): mods for name, mods in cfn.items()} == tf
+    assert "holidays" in tf["build-forecast-inputs"] and "lightgbm" in tf["forecast-steps"]
+    for modules in tf.values():
+        for pin in filter(None, modules.split(",")):
+            name, version = pin.split("==")
+            assert locked[name.lower()] == version, pin
