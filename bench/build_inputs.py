@@ -26,7 +26,7 @@ START = date(2023, 1, 2)
 
 
 def write_staged(settings: Settings, rows: int, days: int = 728, items: int = 2000, stores: int = 5) -> None:
-    """Synthetic staged sales in the landing layout (one parquet object per day), SALE schema."""
+    """Synthetic staged sales in the landing layout (month partitions, one parquet object per day), SALE schema."""
     rng = np.random.default_rng(7)
     landing = SALES
     base = settings.data_root / settings.names.bucket(landing.bucket_role)
@@ -62,9 +62,9 @@ def write_staged(settings: Settings, rows: int, days: int = 728, items: int = 20
             schema=schema,
         )
         d = START + timedelta(days=day)
-        folder = base / f"{landing.prefix}/year={d.year}/month={d.month:02d}/day={d.day:02d}/hour=00"
+        folder = base / landing.partition(d)
         folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, folder / "bench.parquet")
+        pq.write_table(table, folder / f"day-{d.day:02d}.parquet")
 
 
 DUCKDB_TARGET = """

@@ -26,6 +26,7 @@ from bench.report import emit
 from core.contracts import OUTLIER
 from core.object_store import LocalObjectStore
 from core.settings import Settings
+from core.tables import OUTLIERS
 from glue_jobs.enrich_forecast import enrich_run
 from glue_jobs.runtime import spark_session
 from query.engine import local_connection, run_local, to_duckdb
@@ -68,7 +69,7 @@ def write_inputs(settings: Settings, items: int, weeks: int = 52) -> str:
         outlier_code=[["quantity_spike", "price_deviation"][k % 2] for k in range(n)], outlier_reason=["bench"] * n,
         detector=["bench"] * n, detector_version=["1"] * n,
     )  # fmt: skip
-    folder = settings.data_root / settings.names.bucket("analysis") / "outliers/year=2023/month=01/day=02/hour=00"
+    folder = settings.data_root / settings.names.bucket("analysis") / OUTLIERS.partition(START)
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pydict(outliers, schema=OUTLIER.arrow_schema()), folder / "bench.parquet")
     manifest = {"run_id": "bench", "run_started_at": f"{end}T06:00:00Z", "backend": "statsforecast",

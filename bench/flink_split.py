@@ -117,4 +117,9 @@ def run(quick: bool, only: str | None = None) -> None:
             promos = promo_sale_ids(data.events)
             job, baseline = score(data.labels, outliers, promos), score(data.labels, naive, promos)
             for metric in ("precision", "recall", "promo_false_positive_rate"):
-                emit("flink_accuracy", metric, getattr(job, metric), "ratio", baseline=getattr(baseline, metric))
+                emit("flink_accuracy", metric, getattr(job, metric), "ratio", baseline=getattr(baseline, metric),
+                     dataset="generator")  # fmt: skip
+    if only == "flink_accuracy":  # the real data set's lines (`all` reaches them through split_forecast_value's module)
+        from bench import real_split
+
+        real_split.accuracy_lines(real_split.real_events(), quick)

@@ -250,11 +250,23 @@ CAMPAIGN = Contract(
 
 EVENTS: dict[str, Contract] = {"sale": SALE, "product": PRODUCT, "campaign": CAMPAIGN}
 
+# Why a sale is an outlier: the closed list of reason codes, with the sentence an analyst reads first.
+OUTLIER_CODES: dict[str, str] = {
+    "quantity_spike": "far beyond the item's recent lines and daily demand, and not this customer's habit",
+    "customer_spike": "far beyond what this customer usually buys of the item (a typo?)",
+    "price_deviation": "unit price far from the item's price for that quantity",
+    "zero_price": "price 0: a sample, a gift or a write-off, not demand",
+    "stock_writeoff": "stock out at price 0 without an order: a write-off, not a return",
+    "price_limit": "unit price above the configured ceiling",
+    "return_quantity": "a return far beyond the item's recent lines",
+    "cancellation_exceeds_order": "cancels more than the order has left",
+}
+
 OUTLIER = SALE.extend(
     "outlier",
     (
-        Field("outlier_score", "double", doc="robust z-score or rule severity"),
-        Field("outlier_code", "string", doc="machine-readable reason code"),
+        Field("outlier_score", "double", doc="severity 0-100: how far beyond its references", minimum=0, maximum=100),
+        Field("outlier_code", "string", doc="reason code (OUTLIER_CODES)", enum=tuple(OUTLIER_CODES)),
         Field("outlier_reason", "string", doc="readable reason"),
         Field("detector", "string", doc="detector name"),
         Field("detector_version", "string"),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.holidays import DEFAULT_COUNTRY, check_country
@@ -89,10 +89,41 @@ BUCKET_ROLES: tuple[str, ...] = (
 )
 
 
+class OutlierSettings(BaseModel):
+    """The outlier split's thresholds; flink_jobs/detector.py explains the rules they set. Environment:
+    DEMAND_OUTLIER__<NAME> (DEMAND_OUTLIER__SPIKE_VS_DAY=4); Managed Flink: the `outlier.thresholds` property, a JSON
+    object of the same names. Chosen on the first half of the Online Retail year and generator seed 3 (README)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    window: int = Field(64, ge=8, description="recent clean lines of an item behind its line and price references")
+    min_history: int = Field(8, ge=1, description="lines an item needs before its own references judge its lines")
+    day_window: int = Field(28, ge=1, description="selling days behind an item's typical daily demand")
+    min_days: int = Field(5, ge=1, description="selling days the daily reference needs")
+    customer_lines: int = Field(8, ge=2, description="lines remembered per customer and item")
+    customers: int = Field(256, ge=1, description="customers remembered per item (the first seen goes first)")
+    spike_vs_day: float = Field(4.0, gt=0, description="a quantity spike is this many times the item's typical day")
+    spike_vs_lines: float = Field(6.0, gt=0, description="... and this many times its 90th-percentile line ...")
+    no_discount: float = Field(
+        0.95, gt=0, le=1, description="... at no quantity discount: at least this share of the usual small-line price"
+    )
+    spike_vs_customer: float = Field(
+        8.0, gt=1, description="a known customer's line this many times their usual one is beyond their habit"
+    )
+    customer_vs_lines: float = Field(
+        1.5, gt=0, description="a customer spike is also this many times the item's 90th-percentile line"
+    )
+    price_ratio: float = Field(2.5, gt=1, description="a price this far, either way, from the price for its quantity")
+    price_band_lines: int = Field(3, ge=1, description="lines a quantity band needs before its median price counts")
+    promo_lift: float = Field(5.0, ge=1, description="how much wider the quantity references are during a campaign")
+    max_price: float = Field(100_000.0, gt=0, description="unit prices above this are outliers (price_limit)")
+    recent_orders: int = Field(1024, ge=1, description="orders remembered per item, to match cancellations")
+
+
 class Settings(BaseSettings):
     """Pipeline configuration. Environment variables use the `DEMAND_` prefix (e.g. DEMAND_DATA_ROOT)."""
 
-    model_config = SettingsConfigDict(env_prefix="DEMAND_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DEMAND_", env_file=".env", extra="ignore", env_nested_delimiter="__")
 
     prefix: str = Field("demand", pattern=r"^[a-z][a-z0-9-]{1,30}$", description="resource name prefix")
     bucket_suffix: str = Field("", pattern=r"^[a-z0-9-]{0,20}$", description="appended to every bucket name")
@@ -134,6 +165,7 @@ class Settings(BaseSettings):
     gate_tolerance: float = Field(
         0.02, ge=0, le=1, description="a challenger may be this much worse (relative wQL/WAPE) and still win"
     )
+    outlier: OutlierSettings = Field(default_factory=OutlierSettings, description="the outlier split's thresholds")
     forecast_role_arn: str | None = Field(None, description="IAM role Amazon Forecast assumes to read/write S3")
     notify_topic_arn: str | None = Field(None, description="SNS topic for run notifications (default: by name)")
 

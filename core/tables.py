@@ -3,8 +3,10 @@
 Landing (Firehose on AWS, streaming/landing.py locally), the Glue build's reads, the local Glue catalog file, the
 DuckDB views, the Athena DDL and the infrastructure templates all derive from `TABLES`.
 
-Landed tables are partitioned by the record's time field, `<prefix>/year=YYYY/month=MM/day=DD/hour=HH/<file>`
-(Firehose dynamic partitioning on that field), so a re-delivered record lands in the same partition. The local
+Landed tables are partitioned by month of the record's time field, `<prefix>/year=YYYY/month=MM/<file>` (Firehose
+dynamic partitioning on that field, Athena partition projection over the same keys), so a re-delivered record
+lands in the same partition and a year of a table is a dozen partitions (files of a size engines like, not one per
+event hour). The local
 stand-in for the Glue Data Catalog is a JSON file, `<data_root>/glue-catalog.json`, holding the same table
 definitions (name, columns, partition keys, location) that the jobs register on AWS.
 """
@@ -13,14 +15,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 
 from core.contracts import CAMPAIGN, ENRICHED, OUTLIER, PRODUCT, REJECTED, SALE, Contract
 from core.object_store import object_store
 from core.settings import Settings
 
 CATALOG_FILE = "glue-catalog.json"
-TIME_PARTITIONS = ("year", "month", "day", "hour")
+TIME_PARTITIONS = ("year", "month")
+# Athena partition projection per time key: type, range, digits. Years from 2000: real history (the UCI data set is
+# 2009-2011) must be visible too.
+PROJECTION = {"year": ("integer", "2000,2099", 4), "month": ("integer", "1,12", 2)}
 
 
 @dataclass(frozen=True)
@@ -32,15 +37,38 @@ class Table:
     partitions: tuple[str, ...]
     time_field: str | None = None  # landed tables: the field whose time partitions them
 
-    def partition(self, ts: datetime) -> str:
-        """Key prefix of the time partition holding `ts` (landed tables)."""
-        return f"{self.prefix}/year={ts.year:04d}/month={ts.month:02d}/day={ts.day:02d}/hour={ts.hour:02d}/"
+    def partition(self, ts: date) -> str:
+        """Key prefix of the time partition holding `ts`, a date or datetime (landed tables)."""
+        return f"{self.prefix}/year={ts.year:04d}/month={ts.month:02d}/"
 
     @property
     def firehose_prefix(self) -> str:
         """The same layout in Firehose dynamic-partitioning syntax (keys extracted from the time field by JQ)."""
         keys = "/".join(f"{k}=!{{partitionKeyFromQuery:{k}}}" for k in self.partitions)
         return f"{self.prefix}/{keys}/"
+
+    @property
+    def firehose_jq(self) -> str:
+        """Firehose's MetadataExtractionQuery: the partition keys from the wire-format time field."""
+        cuts = {"year": "0:4", "month": "5:7"}
+        return "{" + ", ".join(f"{k}: .{self.time_field}[{cuts[k]}]" for k in self.partitions) + "}"
+
+    def projection(self) -> dict[str, str]:
+        """Athena partition projection parameters of the table's time keys (without the location template)."""
+        out = {"projection.enabled": "true"}
+        for key in self.partitions:
+            kind, span, digits = PROJECTION[key]
+            out |= {
+                f"projection.{key}.type": kind,
+                f"projection.{key}.range": span,
+                f"projection.{key}.digits": str(digits),
+            }
+        return out
+
+    def location_template(self, bucket: str) -> str:
+        """Athena's storage.location.template: `bucket` as the template language writes it (a Ref or a name)."""
+        keys = "/".join(f"{k}=${{{k}}}" for k in self.partitions)
+        return f"s3://{bucket}/{self.prefix}/{keys}/"
 
     def location(self, settings: Settings) -> str:
         return object_store(settings).uri(settings.names.bucket(self.bucket_role), self.prefix + "/")

@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-from flink_jobs.detector import Detector, DetectorConfig, ItemState
+from core.settings import OutlierSettings
+from flink_jobs.detector import Detector, ItemState
 from flink_jobs.judge import Judge
 
 
@@ -34,7 +35,7 @@ class Split:
         }
 
 
-def split_lines(lines: Iterable[bytes], config: DetectorConfig | None = None, source: str = "memory") -> Split:
+def split_lines(lines: Iterable[bytes], config: OutlierSettings | None = None, source: str = "memory") -> Split:
     """The job's logic in one process (one Judge batch over the whole input): what the Flink job must match."""
     raw = list(lines)
     numbers = [str(n) for n in range(1, len(raw) + 1)]

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from flink_jobs.detector import Detector, DetectorConfig
+from core.settings import OutlierSettings
+from flink_jobs.detector import Detector
 from flink_jobs.judge import OUTPUTS, Judge
 
 # Items hash to this many buckets, the key of the Python operator's state (item -> ItemState inside a bucket).
@@ -46,6 +47,7 @@ class JobConfig:
     batch_records: int = 1_000  # a bucket's batch goes to Python at this size ...
     batch_ms: int = 500  # ... or this long after its first line, whichever comes first
     max_restarts: int | None = 3  # then the job fails with the error (None: Flink's default, restart forever)
+    outlier: OutlierSettings = field(default_factory=OutlierSettings)  # the detector's thresholds
 
 
 # Computed in the JVM from the raw record (BYTES: the parser sees what arrived and can tell non-UTF-8 from bad
@@ -88,7 +90,7 @@ def build_split(tenv, config: JobConfig, raw: str = "raw_events"):
     from pyflink.java_gateway import get_gateway
 
     tags = {name: OutputTag(name, Types.STRING()) for name in OUTPUTS if name != "clean"}
-    judge = Judge(Detector(DetectorConfig(dedup_ttl_ms=int(config.dedup_ttl_hours * 3_600_000))), config.source_name)
+    judge = Judge(Detector(config.outlier, int(config.dedup_ttl_hours * 3_600_000)), config.source_name)
     state_ttl_ms = int(config.state_ttl_days * 86_400_000)
 
     class Detect(KeyedProcessFunction):
@@ -287,6 +289,7 @@ def aws_job(props: dict[str, str]):  # pragma: no cover - needs the Kinesis conn
         dedup_ttl_hours=float(props.get("dedup.ttl.hours", 24)),
         batch_records=int(props.get("batch.records", JobConfig.batch_records)),
         batch_ms=int(props.get("batch.ms", JobConfig.batch_ms)),
+        outlier=OutlierSettings.model_validate_json(props.get("outlier.thresholds") or "{}"),
         checkpoint_interval_ms=60_000,  # Managed Flink overrides checkpointing from the application config
         max_restarts=None,  # the service's restart policy applies
         source_name=props["input.stream"],

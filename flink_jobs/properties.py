@@ -24,4 +24,5 @@ PROPERTIES: dict[str, str] = {
     "out_of_orderness.seconds": "bounded out-of-orderness of the event-time watermark",
     "batch.records": "lines a batch for the Python operator holds at most (per item bucket)",
     "batch.ms": "a batch goes to the Python operator at the latest this many ms after its first line",
+    "outlier.thresholds": "JSON object overriding the outlier split's thresholds (core.settings.OutlierSettings)",
 }

@@ -1,6 +1,7 @@
-"""Write the code-derived parts of the infrastructure: Glue columns, Flink property keys, state machine.
+"""Write the code-derived parts of the infrastructure: Glue columns and partitions, Flink property keys, state machine.
 
-The columns come from core.contracts (Contract.glue_columns()), the property groups from
+The columns come from core.contracts (Contract.glue_columns()), the partition keys and projection from core/tables.py,
+the property groups from
 flink_jobs/properties.py, the Step Functions definition from forecast_orchestrator.state_machine.definition()
 (the same document as state_machine.asl.json). They are written between `# BEGIN GENERATED ...` /
 `# END GENERATED ...` markers in the CloudFormation template and into infra/terraform/generated.tf, so neither
@@ -40,6 +41,14 @@ _BLOCK = re.compile(
 )
 
 
+_PARTITION_BLOCK = re.compile(
+    r"^(?P<indent>[ \t]*)# BEGIN GENERATED (?P<kind>partitions|partition_keys) (?P<name>\w+)\n.*?"
+    r"^[ \t]*# END GENERATED (?P=kind) (?P=name)\n",
+    re.DOTALL | re.MULTILINE,
+)
+# Bucket role -> the template's logical bucket resource, for the location templates.
+_BUCKETS = {"staged": "StagedBucket", "analysis": "AnalysisBucket", "rejected": "RejectedBucket"}
+
 _DEFINITION_BLOCK = re.compile(
     r"^(?P<indent>[ \t]*)# BEGIN GENERATED definition\b[^\n]*\n.*?^[ \t]*# END GENERATED definition\n",
     re.DOTALL | re.MULTILINE,
@@ -76,8 +85,26 @@ def _cfn_columns(contract: Contract, indent: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cfn_partitions(match: re.Match[str]) -> str:
+    """A table's partition projection parameters and location template, or its partition keys (core/tables.py)."""
+    indent, kind, name = match["indent"], match["kind"], match["name"]
+    if name not in LANDED:
+        raise KeyError(f"{TEMPLATE}: GENERATED {kind} block for unknown table {name!r}")
+    table = LANDED[name]
+    lines = [f"{indent}# BEGIN GENERATED {kind} {name}"]
+    if kind == "partitions":
+        lines += [f"{indent}{key}: {json.dumps(value)}" for key, value in table.projection().items()]
+        location = table.location_template("${" + _BUCKETS[table.bucket_role] + "}").replace("${y", "${!y")
+        location = location.replace("${m", "${!m")
+        lines.append(f'{indent}storage.location.template: !Sub "{location}"')
+    else:
+        lines += [f"{indent}- {{Name: {key}, Type: string}}" for key in table.partitions]
+    lines.append(f"{indent}# END GENERATED {kind} {name}")
+    return "\n".join(lines) + "\n"
+
+
 def render_template(text: str) -> str:
-    """The template text with every GENERATED column block rewritten from its contract."""
+    """The template text with every GENERATED block rewritten from the code (columns, partitions, definition)."""
     contracts = {c.name: c for c in TABLE_CONTRACTS.values()}
 
     def replace(match: re.Match[str]) -> str:
@@ -87,6 +114,7 @@ def render_template(text: str) -> str:
         return _cfn_columns(contracts[name], match["indent"])
 
     text = _BLOCK.sub(replace, text)
+    text = _PARTITION_BLOCK.sub(_cfn_partitions, text)
     text, found = _DEFINITION_BLOCK.subn(lambda m: _cfn_definition(m["indent"]), text)
     if found != 1:
         raise ValueError(f"{TEMPLATE}: expected one GENERATED definition block, found {found}")
@@ -159,6 +187,13 @@ def render_terraform() -> str:
             )
         out.append("    ]")
     out.append("  }")
+    out.append("")
+    sales = LANDED["sales"]  # every landed table has the same time keys
+    out.append(f"  partition_keys_list  = {_hcl(list(sales.partitions))}")
+    out.append(f"  partition_projection = {_hcl_inline(sales.projection())}")
+    out.append(f"  partition_path       = {_hcl('/'.join(f'{k}=${{{k}}}' for k in sales.partitions))}")
+    out.append(f"  partition_keys       = {_hcl(sales.firehose_prefix.removeprefix(sales.prefix + '/').rstrip('/'))}")
+    out.append(f"  event_time_jq        = {_hcl(sales.firehose_jq)}")
     out.append("")
     out.append(f"  flink_run_options_group = {_hcl(properties.RUN_OPTIONS_GROUP)}")
     out.append("  flink_run_options = {")

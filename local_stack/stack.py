@@ -291,8 +291,12 @@ def describe(settings: Settings) -> dict[str, Any]:
 
 # --- the background server ---------------------------------------------------------------------------
 def serve(port: int, host: str = "127.0.0.1") -> None:
-    """Run moto's server until SIGTERM/SIGINT."""
+    """Run moto's server (with the Kinesis fix of local_stack/kinesis.py) until SIGTERM/SIGINT."""
     from moto.server import ThreadedMotoServer
+
+    from local_stack.kinesis import patch_moto_kinesis
+
+    patch_moto_kinesis()
 
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     stop = threading.Event()

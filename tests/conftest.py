@@ -44,6 +44,9 @@ def moto_server():
 
     from moto.server import ThreadedMotoServer
 
+    from local_stack.kinesis import patch_moto_kinesis
+
+    patch_moto_kinesis()  # as the local stack's server does
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -18,6 +18,7 @@ app = typer.Typer(help="The PyFlink outlier split job.", no_args_is_help=True)
 
 @app.command("run")
 def run_command(
+    ctx: typer.Context,
     input_path: Path = typer.Option(
         ..., "--input", help="A JSON-lines file of events, or a directory of them.", exists=True
     ),
@@ -52,6 +53,7 @@ def run_command(
     # PyFlink's Python workers start `python` from PATH: make it this interpreter.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     config = JobConfig(
+        outlier=ctx.obj.outlier,  # the detector's thresholds: DEMAND_OUTLIER__<NAME> or .env
         parallelism=parallelism,
         checkpoint_dir=str(checkpoint_dir or out / "_checkpoints"),
         restore_from=restore_from,

@@ -95,6 +95,53 @@ def run(
     raise typer.Exit(0 if status == "SUCCEEDED" else 1)
 
 
+@app.command("import")
+def import_cmd(
+    ctx: typer.Context,
+    target: Path = typer.Option(..., help="Target time series CSV: item_id,[location,]timestamp,demand."),
+    related: Path = typer.Option(
+        ...,
+        help="Related time series CSV: item_id,[location,]timestamp and price, promotion_flag, discount, "
+        "holiday_flag (missing ones: 1, 0, 0, 0), through the horizon.",
+    ),
+    metadata: Path = typer.Option(None, help="Item metadata CSV: item_id[,category,brand]."),
+    frequency: str = typer.Option(None, help="D or W (default from settings)."),
+    horizon: int = typer.Option(None, min=1, help="Forecast horizon in periods (default from settings)."),
+    run_after: bool = typer.Option(True, "--run/--no-run", help="Then run the forecast workflow on it."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Bring your own datasets (the Amazon Forecast RETAIL layout): check them against Forecast's rules (errors name
+    the file, row and column), write them and the manifest to the forecast-input bucket, then run the workflow."""
+    from core.object_store import object_store
+    from forecast_orchestrator.dataset_import import DatasetImportError, check, write
+
+    settings = ctx.obj
+    frequency = (frequency or settings.frequency).upper()
+    if frequency not in ("D", "W"):
+        raise typer.BadParameter("must be D or W", param_hint="--frequency")
+    horizon = horizon or settings.horizon
+    try:
+        frames = check(target, related, metadata, frequency, horizon)
+    except DatasetImportError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    imported = write(object_store(settings), settings.names.bucket("forecast-input"), frames, frequency, horizon,
+                     settings.prefix)  # fmt: skip
+    result: dict = {"manifest_key": imported.manifest_key, "series": imported.series}
+    if run_after:
+        runtime = Runtime.build(settings)
+        with Console(stderr=True).status("running the forecast workflow") as line:
+            status, run = run_forecast(settings, imported.manifest_key, runtime, on_state=line.update)
+        result |= {"status": status, "run_id": run.get("run_id"), "export": (run.get("export") or {}).get("prefix")}
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+    else:
+        for key, value in result.items():
+            typer.echo(f"{key}: {value}")
+    if result.get("status", "SUCCEEDED") != "SUCCEEDED":
+        raise typer.Exit(1)
+
+
 @app.command("watch")
 def watch_cmd(
     ctx: typer.Context,

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from streaming.generator import ANOMALY_KINDS, GeneratorConfig, generate, write_dataset
 from streaming.records import encode_event
-from streaming.uci_replay import replay_uci
+from streaming.uci_replay import ReplayCounts, count_rows, replay
 
 app = typer.Typer()
 
@@ -83,30 +84,45 @@ def generate_command(
 
 @app.command("replay-uci")
 def replay_uci_command(
-    csv_path: Path = typer.Argument(
-        ..., metavar="CSV", help="Online Retail II CSV (Invoice,StockCode,...,Country).", exists=True, dir_okay=False
+    path: Path = typer.Argument(
+        ...,
+        metavar="FILE",
+        help="Online Retail II as the UCI .xlsx (both sheets), a CSV export or parquet "
+        "(Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country).",
+        exists=True,
+        dir_okay=False,
     ),
     out: Path = typer.Option(..., "--out", help="Directory for events.jsonl and rejected.jsonl (created)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary instead of a table."),
 ) -> None:
-    """Replay the UCI Online Retail II data set as contract events; bad rows go to rejected.jsonl."""
-    console = Console(stderr=as_json)
-    try:
-        with console.status(f"reading {csv_path}", spinner="dots"):
-            result = replay_uci(csv_path)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="CSV") from None
+    """Replay the UCI Online Retail II data set as contract events; rows that are no sale go to rejected.jsonl with
+    the reason. Cancellations are matched to the order they cancel where the data allows (README)."""
+    console = Console(stderr=True)
     out.mkdir(parents=True, exist_ok=True)
     events_path, rejected_path = out / "events.jsonl", out / "rejected.jsonl"
-    with events_path.open("wb") as dst:
-        dst.writelines(encode_event(e) + b"\n" for e in result.events)
-    with rejected_path.open("w", encoding="utf-8") as dst:
-        dst.writelines(json.dumps(r) + "\n" for r in result.rejected)
-    summary = dict(result.counts, events_path=str(events_path), rejected_path=str(rejected_path))
+    counts = ReplayCounts()
+    show = not as_json and console.is_terminal
+    try:
+        with (
+            events_path.open("wb") as events,
+            rejected_path.open("w", encoding="utf-8") as rejected,
+            Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                     console=console, disable=not show) as bar,
+        ):  # fmt: skip
+            task = bar.add_task("rows", total=count_rows(path))
+            for kind, record in replay(path, counts, progress=lambda n: bar.update(task, completed=n)):
+                if kind == "event":
+                    events.write(encode_event(record) + b"\n")
+                else:
+                    rejected.write(json.dumps(record) + "\n")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="FILE") from None
+    summary = dict(counts.as_dict(), events_path=str(events_path), rejected_path=str(rejected_path))
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    rows = [("rows", name, result.counts[name]) for name in ("rows_read", "sale_events", "rejected")]
-    rows += [("events", "cancellations", result.cancellations), ("events", "products", result.product_events)]
-    rows += [("rejected", code, n) for code, n in result.counts["rejected_by_code"].items()]
-    console.print(_table(f"{csv_path} -> {events_path}", rows))
+    rows = [("rows", name, summary[name]) for name in ("rows_read", "sale_events", "rejected", "overlap_rows_dropped")]
+    rows += [("events", "products", counts.product_events), ("events", "cancellations", counts.cancellations)]
+    rows += [("events", "cancellations matched to their order", counts.matched_cancellations)]
+    rows += [("rejected", code, n) for code, n in summary["rejected_by_code"].items()]
+    Console().print(_table(f"{path} -> {events_path}", rows))

@@ -34,8 +34,8 @@ locals {
       { name = "order_id", type = "string", comment = "" },
       { name = "promotion_id", type = "string", comment = "" },
       { name = "source_operation", type = "string", comment = "direct, or the DMS operation it was decoded from" },
-      { name = "outlier_score", type = "double", comment = "robust z-score or rule severity" },
-      { name = "outlier_code", type = "string", comment = "machine-readable reason code" },
+      { name = "outlier_score", type = "double", comment = "severity 0-100: how far beyond its references" },
+      { name = "outlier_code", type = "string", comment = "reason code (OUTLIER_CODES)" },
       { name = "outlier_reason", type = "string", comment = "readable reason" },
       { name = "detector", type = "string", comment = "detector name" },
       { name = "detector_version", type = "string", comment = "" },
@@ -80,13 +80,19 @@ locals {
     ]
   }
 
+  partition_keys_list  = ["year", "month"]
+  partition_projection = { "projection.enabled" = "true", "projection.year.type" = "integer", "projection.year.range" = "2000,2099", "projection.year.digits" = "4", "projection.month.type" = "integer", "projection.month.range" = "1,12", "projection.month.digits" = "2" }
+  partition_path       = "year=$${year}/month=$${month}"
+  partition_keys       = "year=!{partitionKeyFromQuery:year}/month=!{partitionKeyFromQuery:month}"
+  event_time_jq        = "{year: .event_time[0:4], month: .event_time[5:7]}"
+
   flink_run_options_group = "kinesis.analytics.flink.run.options"
   flink_run_options = {
     "python" = "flink_jobs/outlier_split.py"
     "jarfile" = "lib/flink-sql-connector-kinesis.jar"
   }
   flink_property_group = "DemandPipeline"
-  flink_property_keys  = ["aws.region", "batch.ms", "batch.records", "clean.stream", "dedup.ttl.hours", "input.stream", "out_of_orderness.seconds", "outliers.stream", "reference.path", "rejected.path"]
+  flink_property_keys  = ["aws.region", "batch.ms", "batch.records", "clean.stream", "dedup.ttl.hours", "input.stream", "out_of_orderness.seconds", "outlier.thresholds", "outliers.stream", "reference.path", "rejected.path"]
 
   # forecast_orchestrator/state_machine.py definition(). The string $${ForecastStepFunctionArn} is the
   # literal ${ForecastStepFunctionArn}; main.tf replaces it with the orchestrator Lambda's ARN.

@@ -50,9 +50,7 @@ locals {
     "sales-clean"    = { bucket = "staged", table = "sales", prefix = "sales" }
     "sales-outliers" = { bucket = "analysis", table = "outliers", prefix = "outliers" }
   }
-  partition_keys = "year=!{partitionKeyFromQuery:year}/month=!{partitionKeyFromQuery:month}/day=!{partitionKeyFromQuery:day}/hour=!{partitionKeyFromQuery:hour}"
   error_layout   = "!{firehose:error-output-type}/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}"
-  event_time_jq  = "{year: .event_time[0:4], month: .event_time[5:7], day: .event_time[8:10], hour: .event_time[11:13]}"
 
   # Managed Flink property group (keys: flink_jobs/properties.py, checked by a precondition below).
   flink_properties = {
@@ -66,6 +64,7 @@ locals {
     "out_of_orderness.seconds" = tostring(var.out_of_orderness_seconds)
     "batch.records"            = tostring(var.flink_batch_records)
     "batch.ms"                 = tostring(var.flink_batch_ms)
+    "outlier.thresholds"       = var.outlier_thresholds
   }
 
   glue_jobs = {
@@ -315,26 +314,14 @@ resource "aws_glue_catalog_table" "landing" {
   database_name = aws_glue_catalog_database.this.name
   description   = each.value.description
   table_type    = "EXTERNAL_TABLE"
-  # Partition projection: Athena sees new hourly partitions without a crawler or MSCK REPAIR.
-  parameters = {
+  # Partition projection: Athena sees new partitions without a crawler or MSCK REPAIR (keys: generated.tf).
+  parameters = merge({
     classification              = "parquet"
     EXTERNAL                    = "TRUE"
-    "projection.enabled"        = "true"
-    "projection.year.type"      = "integer"
-    "projection.year.range"     = "2020,2099"
-    "projection.month.type"     = "integer"
-    "projection.month.range"    = "1,12"
-    "projection.month.digits"   = "2"
-    "projection.day.type"       = "integer"
-    "projection.day.range"      = "1,31"
-    "projection.day.digits"     = "2"
-    "projection.hour.type"      = "integer"
-    "projection.hour.range"     = "0,23"
-    "projection.hour.digits"    = "2"
-    "storage.location.template" = "s3://${aws_s3_bucket.data[each.value.bucket].bucket}/${each.key}/year=$${year}/month=$${month}/day=$${day}/hour=$${hour}/"
-  }
+    "storage.location.template" = "s3://${aws_s3_bucket.data[each.value.bucket].bucket}/${each.key}/${local.partition_path}/"
+  }, local.partition_projection)
   dynamic "partition_keys" {
-    for_each = ["year", "month", "day", "hour"]
+    for_each = local.partition_keys_list
     content {
       name = partition_keys.value
       type = "string"

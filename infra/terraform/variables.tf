@@ -107,6 +107,12 @@ variable "flink_batch_ms" {
   default     = 500
 }
 
+variable "outlier_thresholds" {
+  description = "Flink property outlier.thresholds: a JSON object overriding the outlier split's thresholds (core/settings.py OutlierSettings)."
+  type        = string
+  default     = "{}"
+}
+
 variable "firehose_buffer_seconds" {
   description = "Firehose buffering interval in seconds."
   type        = number

@@ -11,6 +11,6 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `demand`.`campaigns` (
   `starts_at` timestamp,
   `ends_at` timestamp
 )
-PARTITIONED BY (`year` string, `month` string, `day` string, `hour` string)
+PARTITIONED BY (`year` string, `month` string)
 STORED AS PARQUET
 LOCATION 's3://demand-staged/campaigns/';

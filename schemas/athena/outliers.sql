@@ -22,6 +22,6 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `demand`.`outliers` (
   `baseline_price` double,
   `baseline_count` bigint
 )
-PARTITIONED BY (`year` string, `month` string, `day` string, `hour` string)
+PARTITIONED BY (`year` string, `month` string)
 STORED AS PARQUET
 LOCATION 's3://demand-analysis/outliers/';

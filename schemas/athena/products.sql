@@ -10,6 +10,6 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `demand`.`products` (
   `list_price` double,
   `status` string
 )
-PARTITIONED BY (`year` string, `month` string, `day` string, `hour` string)
+PARTITIONED BY (`year` string, `month` string)
 STORED AS PARQUET
 LOCATION 's3://demand-staged/products/';

@@ -8,6 +8,6 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `demand`.`rejected` (
   `sequence_number` string,
   `rejected_at` timestamp
 )
-PARTITIONED BY (`year` string, `month` string, `day` string, `hour` string)
+PARTITIONED BY (`year` string, `month` string)
 STORED AS PARQUET
 LOCATION 's3://demand-rejected/rejected/';

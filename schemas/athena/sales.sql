@@ -14,6 +14,6 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `demand`.`sales` (
   `promotion_id` string,
   `source_operation` string
 )
-PARTITIONED BY (`year` string, `month` string, `day` string, `hour` string)
+PARTITIONED BY (`year` string, `month` string)
 STORED AS PARQUET
 LOCATION 's3://demand-staged/sales/';

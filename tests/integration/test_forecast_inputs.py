@@ -87,12 +87,20 @@ def test_landing_writes_contract_parquet_under_firehose_layout_and_rerun_adds_no
     settings = land(tmp_path)
     store = LocalObjectStore(settings.data_root)
     keys = list(store.list(settings.names.bucket("staged"), "sales/"))
-    assert keys and all(k.startswith("sales/year=") and "/hour=" in k for k in keys)
+    # One object per month partition the batch touches (the sales span Dec 2023 and Jan 2024).
+    assert [k.rsplit("/", 1)[0] for k in keys] == ["sales/year=2023/month=12", "sales/year=2024/month=01"]
     before = sorted(store.list(settings.names.bucket("staged")))
+    again = deliver(tmp_path / "split", store, settings.names.buckets)
+    assert again.files_read == 0 and again.files_already_landed == 2  # nothing new
+    (tmp_path / "split" / "_landed.json").unlink()  # as if the first run died before recording its batch
     deliver(tmp_path / "split", store, settings.names.buckets)
-    assert sorted(store.list(settings.names.bucket("staged"))) == before
+    assert sorted(store.list(settings.names.bucket("staged"))) == before  # the same keys, rewritten
     rows = sum(pq.read_table(store.path(settings.names.bucket("staged"), k)).num_rows for k in keys)
     assert rows == len(SALES)  # duplicates are the dataset build's to drop, landing keeps every line
+    (tmp_path / "split" / "clean" / "part-1").write_text(json.dumps({**SALES[0], "event_id": "late"}) + "\n")
+    later = deliver(tmp_path / "split", store, settings.names.buckets)
+    assert later.files_read == 1 and later.rows == {"sales": 1}
+    assert set(before) < set(store.list(settings.names.bucket("staged")))
 
 
 def test_target_series_nets_returns_removes_cancellations_and_zero_fills(weekly):

@@ -81,7 +81,7 @@ def test_local_catalog_file_holds_the_glue_definitions(landed):
     catalog = write_local_catalog(landed)
     sales = catalog["tables"]["sales"]
     assert [c["Name"] for c in sales["StorageDescriptor"]["Columns"]] == TABLES["sales"].contract.names
-    assert [p["Name"] for p in sales["PartitionKeys"]] == ["year", "month", "day", "hour"]
+    assert [p["Name"] for p in sales["PartitionKeys"]] == ["year", "month"]
     assert set(catalog["tables"]) >= set(TABLES)
 
 

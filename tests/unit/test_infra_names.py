@@ -338,19 +338,36 @@ def test_terraform_tags_every_resource_with_project_and_tenant():
 def test_athena_projects_the_partitions_the_landing_writes():
     from datetime import datetime
 
-    hour = datetime(2024, 3, 7, 5)
-    values = {"year": "2024", "month": "03", "day": "07", "hour": "05"}  # projection digits=2
-    landings = LANDED
+    when = datetime(2009, 12, 7, 5)  # real history is inside the projected years too
+    values = {"year": "2009", "month": "12"}
     for table in resources("AWS::Glue::Table").values():
         name, parameters = table["TableInput"]["Name"], table["TableInput"]["Parameters"]
-        assert parameters["projection.enabled"] == "true"
+        assert {k: v for k, v in parameters.items() if k.startswith("projection.")} == LANDED[name].projection()
+        low, high = (int(y) for y in parameters["projection.year.range"].split(","))
+        assert low <= when.year <= high
         template_text = parameters["storage.location.template"]["Fn::Sub"]
         rendered = re.sub(r"\$\{!(\w+)\}", lambda m: values[m[1]], template_text)
         bucket = rendered.split("/")[2]
-        assert rendered == f"s3://{bucket}/{landings[name].partition(hour)}", name
+        assert rendered == f"s3://{bucket}/{LANDED[name].partition(when)}", name
+        assert [k["Name"] for k in table["TableInput"]["PartitionKeys"]] == list(LANDED[name].partitions)
+    local = terraform()["locals"]
+    assert local["partition_keys_list"] == list(LANDED["sales"].partitions)
+    assert local["partition_projection"] == LANDED["sales"].projection()
     tf_table = terraform()["resource"]["aws_glue_catalog_table"]["landing"]
-    tf_template = _one(tf_table["parameters"])["storage.location.template"]
-    assert tf_template.endswith("/${each.key}/year=$${year}/month=$${month}/day=$${day}/hour=$${hour}/")
+    assert "local.partition_projection" in str(tf_table["parameters"]) and "local.partition_path" in str(tf_table)
+    assert _hcl_literal(local["partition_path"]) == "year=${year}/month=${month}"
+
+
+def test_firehose_extracts_the_partition_keys_the_tables_have():
+    queries = [
+        p["ParameterValue"]
+        for d in resources("AWS::KinesisFirehose::DeliveryStream").values()
+        for proc in d["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"]["Processors"]
+        for p in proc["Parameters"]
+        if p["ParameterName"] == "MetadataExtractionQuery"
+    ]
+    assert queries == [LANDED["sales"].firehose_jq, LANDED["outliers"].firehose_jq]
+    assert terraform()["locals"]["event_time_jq"] == LANDED["sales"].firehose_jq
 
 
 # --------------------------------------------------------------------------------------------- state machine

@@ -45,3 +45,13 @@ def test_holiday_calendars_cover_countries_and_their_subdivisions():
     assert date(2010, 11, 30) in scotland and date(2010, 11, 30) not in uk  # St Andrew's Day
     assert date(2023, 10, 3) in holidays("DE", date(2023, 1, 1), date(2023, 12, 31))
     assert len(holidays("US-CA", date(2024, 1, 1), date(2024, 12, 31))) >= 10
+
+
+def test_outlier_thresholds_from_the_environment_and_the_flink_property(monkeypatch):
+    from core.settings import OutlierSettings
+
+    monkeypatch.setenv("DEMAND_OUTLIER__SPIKE_VS_DAY", "6")
+    assert Settings().outlier.spike_vs_day == 6.0 and Settings().outlier.price_ratio == OutlierSettings().price_ratio
+    assert OutlierSettings.model_validate_json('{"price_ratio": 4}').price_ratio == 4.0  # outlier.thresholds
+    with pytest.raises(ValidationError, match="spike_vs_dya"):
+        OutlierSettings.model_validate_json('{"spike_vs_dya": 4}')  # a misspelt name is refused, not ignored
