@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3.11
 
-.PHONY: help setup test test-fast lint generate generate-check bench bench-quick demo package deploy clean
+.PHONY: help setup test test-fast lint generate generate-check bench bench-quick demo demo-uci package deploy clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,8 +37,11 @@ bench:  ## every benchmark (JSON lines on stdout)
 bench-quick:  ## every benchmark on small data (under a minute each)
 	$(PY) -m bench all --quick
 
-demo:  ## the pipeline on the local embedded runtime, as far as it is built
+demo:  ## the pipeline on the local embedded runtime, on generated data (about 3 minutes)
 	./scripts/demo.sh
+
+demo-uci:  ## the pipeline on the real UCI Online Retail II year in ../shared/data (about 10 minutes)
+	./scripts/demo-uci.sh
 
 package:  ## build artefacts/: Flink application zip, Glue scripts, Lambda bundle
 	./scripts/package.sh
@@ -47,4 +50,4 @@ deploy:  ## upload artefacts and deploy the CloudFormation stack (needs an AWS a
 	./scripts/deploy.sh
 
 clean:  ## remove local data, caches and build output (keeps .venv)
-	rm -rf .demand artefacts .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	rm -rf .demand .demand-uci artefacts .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -18,6 +18,7 @@ BENCHES = {
     "query": "enrich",
     "api": "api",
     "split_forecast_value": "real_split",
+    "uci_pipeline": "uci_pipeline",
 }
 
 

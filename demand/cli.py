@@ -10,7 +10,21 @@ from typing import Any
 import typer
 
 from core.settings import Settings
-from demand.commands import flink, forecast, generate, glue, land, local, push, query, report, schemas, serve, stream
+from demand.commands import (
+    backfill,
+    flink,
+    forecast,
+    generate,
+    glue,
+    land,
+    local,
+    push,
+    query,
+    report,
+    schemas,
+    serve,
+    stream,
+)
 from local_stack.stack import local_settings
 
 app = typer.Typer(
@@ -28,6 +42,7 @@ COMMANDS: list[tuple[typer.Typer, str | None]] = [
     (stream.app, "stream"),
     (flink.app, "flink"),
     (land.app, None),
+    (backfill.app, None),
     (glue.app, "glue"),
     (forecast.app, "forecast"),
     (query.app, None),

@@ -139,23 +139,34 @@ def related_series(
     with_location: bool = False,
 ) -> DataFrame:
     """Price (quantity-weighted average, carried forward), promotion flag/discount and holiday flag per
-    item (and store) and period, from the item's first sale through the forecast horizon. `sales` is the
-    output of net_sales over the window."""
+    item (and store) and period, from the item's first sale through the forecast horizon: the same series as the
+    target's, so every target series has one. `sales` is the output of net_sales over the window.
+
+    A period without a sold line takes the last price before it; before the first sold line (or for an item whose
+    every line was cancelled or returned) the first price after it, else the median price of any of its lines."""
     keys = _keys(with_location)
     spark = sales.sparkSession
-    sold = sales.where((F.col("quantity") > 0) & ~F.col("cancelled_order")).withColumn(
-        "timestamp", F.expr(period_sql("event_time", window.frequency))
-    )
+    dated = sales.withColumn("timestamp", F.expr(period_sql("event_time", window.frequency)))
+    sold = dated.where((F.col("quantity") > 0) & ~F.col("cancelled_order"))
     prices = sold.groupBy(*keys, "timestamp").agg(
         (F.sum(F.col("quantity") * F.col("unit_price")) / F.sum("quantity")).alias("price")
     )
-    first = prices.groupBy(*keys).agg(F.min("timestamp").alias("first_period"))
+    first = dated.groupBy(*keys).agg(
+        F.min("timestamp").alias("first_period"),
+        F.percentile_approx(F.when(F.col("unit_price") > 0, F.col("unit_price")), 0.5).alias("any_price"),
+    )
     grid = first.crossJoin(_calendar(spark, window, window.horizon_end)).where(
         F.col("timestamp") >= F.col("first_period")
     )
-    fill = Window.partitionBy(*keys).orderBy("timestamp").rowsBetween(Window.unboundedPreceding, 0)
+    before = Window.partitionBy(*keys).orderBy("timestamp").rowsBetween(Window.unboundedPreceding, 0)
+    after = Window.partitionBy(*keys).orderBy("timestamp").rowsBetween(0, Window.unboundedFollowing)
     out = grid.join(prices, on=[*keys, "timestamp"], how="left").withColumn(
-        "price", F.last("price", ignorenulls=True).over(fill)
+        "price",
+        F.coalesce(
+            F.last("price", ignorenulls=True).over(before),
+            F.first("price", ignorenulls=True).over(after),
+            F.col("any_price"),
+        ),
     )
     out = _with_promotions(out, campaigns, window, keys)
     holiday_periods = _holiday_periods(spark, holidays, window)

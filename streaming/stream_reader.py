@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,42 +32,50 @@ def _shard_ids(kinesis, stream: str) -> list[str]:
             return shards
 
 
-def read_stream(
+def iter_stream(
     settings: Settings, stream: str | None = None, *, kinesis=None, limit: int = 10_000
-) -> list[StreamRecord]:
-    """Every record of every shard from TRIM_HORIZON until caught up (no records and 0 ms behind latest)."""
+) -> Iterator[StreamRecord]:
+    """Every record of every shard from TRIM_HORIZON until caught up (no records and 0 ms behind latest), one at a
+    time (a stream of a million records is not held in memory)."""
     stream = stream or settings.names.sales_events_stream
     kinesis = kinesis or aws.client("kinesis", settings)
-    out: list[StreamRecord] = []
     for shard_id in _shard_ids(kinesis, stream):
         iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")[
             "ShardIterator"
         ]
         while iterator:
             resp = kinesis.get_records(ShardIterator=iterator, Limit=limit)
-            out += [StreamRecord(shard_id, r["SequenceNumber"], r["PartitionKey"], r["Data"]) for r in resp["Records"]]
+            for r in resp["Records"]:
+                yield StreamRecord(shard_id, r["SequenceNumber"], r["PartitionKey"], r["Data"])
             if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
                 break
             if not resp["Records"]:
                 time.sleep(0.2)  # behind but empty: GetRecords allows 5 calls/s per shard
             iterator = resp.get("NextShardIterator")  # None once a closed shard is fully read
-    return out
 
 
-def stream_counts(records: list[StreamRecord]) -> dict[str, Any]:
+def read_stream(settings: Settings, stream: str | None = None, **kwargs) -> list[StreamRecord]:
+    """iter_stream as a list (small streams, tests)."""
+    return list(iter_stream(settings, stream, **kwargs))
+
+
+def stream_counts(records: Iterable[StreamRecord]) -> dict[str, Any]:
     """Records, distinct event_ids, duplicates (records beyond the first per event_id), undecodable records."""
     ids: Counter = Counter()
-    undecodable = 0
+    undecodable = total = 0
+    shards: set[str] = set()
     for record in records:
+        total += 1
+        shards.add(record.shard_id)
         event = parse_record(record.data)
         if isinstance(event, Rejection):
             undecodable += 1
         else:
             ids[event["event_id"]] += 1
     return {
-        "records": len(records),
+        "records": total,
         "distinct_event_ids": len(ids),
         "duplicates": sum(n - 1 for n in ids.values()),
         "undecodable": undecodable,
-        "shards": len({r.shard_id for r in records}),
+        "shards": len(shards),
     }

@@ -22,16 +22,19 @@ def land(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Land the split's clean sales, outliers, rejected and reference events as parquet in the staged,
-    analysis and rejected buckets (Firehose's layout, partitioned by event hour). Safe to re-run."""
+    analysis and rejected buckets (the tables' month partitions, an object per table and month per batch of part
+    files). Only part files not landed before are read: safe to re-run, nothing is landed twice."""
     if not split_output.is_dir():
         raise typer.BadParameter(f"{split_output} is not a folder", param_hint="SPLIT_OUTPUT")
     settings = ctx.obj
-    with Console(stderr=True).status("landing parquet..."):
-        summary = deliver(split_output, object_store(settings), settings.names.buckets)
+    with Console(stderr=True).status("landing parquet...") as line:
+        summary = deliver(split_output, object_store(settings), settings.names.buckets,
+                          progress=lambda done, total: line.update(f"landing: {done}/{total} part files"))  # fmt: skip
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
         return
-    table = Table(title=f"landed {summary.files_read} part files as {summary.objects_written} parquet objects")
+    title = f"landed {summary.files_read} part files as {summary.objects_written} parquet objects"
+    table = Table(title=title + f" ({summary.files_already_landed} landed before)")
     table.add_column("landing")
     table.add_column("rows", justify="right")
     for name, rows in sorted(summary.rows.items()):

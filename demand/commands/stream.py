@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streaming.stream_reader import read_stream, stream_counts
+from streaming.stream_reader import iter_stream, stream_counts
 
 app = typer.Typer(help="Inspect Kinesis streams.")
 
@@ -24,13 +24,26 @@ def read_command(
     """Read every shard from TRIM_HORIZON until caught up; print records, distinct event_ids, duplicates."""
     settings = ctx.obj
     stream = stream or settings.names.sales_events_stream
-    with Console(stderr=True).status(f"reading {stream}..."):
-        records = read_stream(settings, stream)
-    counts = {"stream": stream, **stream_counts(records)}
+    sink = None
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("wb") as fh:
-            fh.writelines(r.data + b"\n" for r in records)
+        sink = out.open("wb")
+
+    def written(records):  # one record at a time: a million records are not held in memory
+        for n, record in enumerate(records, 1):
+            if sink is not None:
+                sink.write(record.data + b"\n")
+            if n % 10_000 == 0:
+                line.update(f"reading {stream}: {n:,} records")
+            yield record
+
+    try:
+        with Console(stderr=True).status(f"reading {stream}...") as line:
+            counts = {"stream": stream, **stream_counts(written(iter_stream(settings, stream)))}
+    finally:
+        if sink is not None:
+            sink.close()
+    if out:
         counts["out"] = str(out)
     if as_json:
         typer.echo(json.dumps(counts))
