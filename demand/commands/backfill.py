@@ -96,6 +96,7 @@ def backfill(
             summary["split"] = run_local(events, split_out, config)
         if _is_uci(source) and rejected_rows:  # the replay's rejections land with the split's
             rejected = "".join(json.dumps(r) + "\n" for r in rejected_rows)
+            (split_out / "rejected").mkdir(parents=True, exist_ok=True)
             (split_out / "rejected" / "part-replay.jsonl").write_text(rejected)
         marker.write_text(json.dumps({"input": digest, "counts": summary["split"]}))
     stages.append(("split", time.perf_counter() - begun))
