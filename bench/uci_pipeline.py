@@ -5,7 +5,8 @@ Flink job on the mini-cluster) -> land (parquet in the buckets) -> build (the Gl
 datasets, 28 days of horizon, GB holidays) -> forecast (the workflow in-process, the default ensemble) -> enrich
 (the Glue job). One line per stage with `rows_per_s`, rows in and out, seconds and objects written; the push line's
 baseline is the same push into a moto server without the local stack's Kinesis fix, on the first 50,000 events;
-a last line with the whole pipeline's seconds. `--quick`: December 2009 only.
+a last line with the whole pipeline's seconds. `--quick`: December 2009 only. `uci_pipeline_2x`: the year and the
+same year again, shifted by a year (its invoices renumbered), so every stage sees twice the rows.
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ def _unpatched_push(events: Path, root: Path) -> float:
         server.wait(timeout=10)
 
 
+def _twice(source: Path, out: Path) -> Path:
+    """The file followed by itself a year later, its invoice numbers prefixed with 9 (C123 -> C9123)."""
+    frame = pd.read_parquet(source)
+    later = frame.copy()
+    later["InvoiceDate"] = later["InvoiceDate"] + pd.DateOffset(years=1)
+    later["Invoice"] = later["Invoice"].astype(str).str.replace(r"^([A-Za-z]*)", r"\g<1>9", regex=True)
+    pd.concat([frame.assign(Invoice=frame["Invoice"].astype(str)), later], ignore_index=True).to_parquet(out)
+    return out
+
+
 def _objects(root: Path, bucket: str) -> int:
     return sum(1 for p in (root / bucket).rglob("*") if p.is_file() and not p.name.startswith("."))
 
@@ -80,6 +91,8 @@ def run(quick: bool, only: str | None = None) -> None:
             frame = pd.read_parquet(source)
             source = work / "december.parquet"
             frame[frame["InvoiceDate"] < "2010-01-01"].to_parquet(source)
+        if only == "uci_pipeline_2x":
+            source = _twice(source, work / "twice.parquet")
         horizon = 7 if quick else online_retail.HORIZON  # a month of history holds no 3 windows of 28 days
         settings = Settings(data_root=work / "data", prefix="uci", local_port=_free_port(), country="GB",
                             frequency="D", horizon=horizon, backtest_windows=2 if quick else 3)  # fmt: skip
@@ -145,13 +158,14 @@ def run(quick: bool, only: str | None = None) -> None:
         finally:
             stack.down(settings)
         total = time.perf_counter() - began
+    name = only or "uci_pipeline"
     unpatched = {"baseline_events": BASELINE_EVENTS, "baseline_server": "moto 5.2.5 as released"}
     for stage, seconds, rows_in, rows_out, objects in lines:
         baseline = baseline_push if stage == "push" else None
-        emit("uci_pipeline", "rows_per_s", rows_in / seconds, "rows/s", baseline=baseline, stage=stage,
+        emit(name, "rows_per_s", rows_in / seconds, "rows/s", baseline=baseline, stage=stage,
              rows_in=rows_in, rows_out=rows_out, seconds=round(seconds, 1), objects=objects,
              **(unpatched if baseline else {}))  # fmt: skip
-    emit("uci_pipeline", "pipeline_seconds", total, "s", rows=counts.rows_read, quick=quick)
+    emit(name, "pipeline_seconds", total, "s", rows=counts.rows_read, quick=quick)
 
 
 def received_last_day(split: Path) -> str:

@@ -94,12 +94,13 @@ def build(spark, settings: Settings, request: BuildRequest) -> dict:
     sales = _read(spark, store, settings, SALES, required=True)
     products = _read(spark, store, settings, PRODUCTS, required=False)
     campaigns = _read(spark, store, settings, CAMPAIGNS, required=False)
-    sales = fi.net_sales(fi.in_window(sales, window)).cache()
-    if sales.limit(1).count() == 0:
+    sales = fi.net_sales(fi.in_window(sales, window))
+    totals = fi.period_totals(sales, window, request.with_location).cache()  # the one pass over the sales
+    if totals.limit(1).count() == 0:
         raise DatasetError(f"no staged sales in the window {window.start}..{window.end} (end exclusive)")
     days = holidays(request.country, window.start, window.horizon_end + window.step)
-    target = fi.target_series(sales, window, request.with_location).cache()
-    related = fi.related_series(sales, campaigns, days, window, request.with_location).cache()
+    target = fi.target_series(totals, window, request.with_location).cache()
+    related = fi.related_series(totals, campaigns, days, window, request.with_location).cache()
     metadata = fi.item_metadata(products, target).cache()
     counts = check_datasets(target, related, metadata, window, request.with_location)
 
@@ -110,7 +111,9 @@ def build(spark, settings: Settings, request: BuildRequest) -> dict:
     datasets = {}
     for name, df in (("target", target), ("related", related), ("metadata", metadata)):
         dataset_type, columns = DATASETS[name][0], dataset_columns(name, request.with_location)
-        df.select(*[c for c, _ in columns]).coalesce(1).write.mode("overwrite").option("header", True).option(
+        # Sorted, range-partitioned part files (part-00000 holds the first keys): written in parallel, and read back
+        # in name order they are in order.
+        df.select(*[c for c, _ in columns]).write.mode("overwrite").option("header", True).option(
             "dateFormat", TIMESTAMP_FORMAT
         ).csv(store.uri(bucket, base + name))
         schema = {"Attributes": [{"AttributeName": c, "AttributeType": t} for c, t in columns]}

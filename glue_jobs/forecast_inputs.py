@@ -106,33 +106,55 @@ def _keys(with_location: bool) -> list[str]:
     return ["item_id", "store_id"] if with_location else ["item_id"]
 
 
-def target_series(sales: DataFrame, window: RunWindow, with_location: bool = False) -> DataFrame:
+def period_totals(sales: DataFrame, window: RunWindow, with_location: bool = False) -> DataFrame:
+    """One pass over the sales: per item (and store) and period, the net units, the units and value of the sold
+    lines (positive, of no cancelled order) and the prices of any line. Both series are built from it (cache it)."""
+    keys = _keys(with_location)
+    sold = (F.col("quantity") > 0) & ~F.col("cancelled_order")
+    priced = F.col("unit_price") > 0
+    return (
+        sales.withColumn("timestamp", F.expr(period_sql("event_time", window.frequency)))
+        .groupBy(*keys, "timestamp")
+        .agg(
+            F.sum("quantity").alias("units"),
+            F.sum(F.when(sold, F.col("quantity"))).alias("sold_units"),
+            F.sum(F.when(sold, F.col("quantity") * F.col("unit_price"))).alias("sold_value"),
+            F.sum(F.when(priced, F.col("unit_price"))).alias("price_sum"),
+            F.count(F.when(priced, True)).alias("price_count"),
+        )
+    )
+
+
+def _firsts(totals: DataFrame, keys: list[str]) -> DataFrame:
+    """Per series: its first period, its first sold price and the mean price of any of its lines."""
+    return totals.groupBy(*keys).agg(
+        F.min("timestamp").alias("first_period"),
+        F.min_by(F.col("sold_value") / F.col("sold_units"), F.when(F.col("sold_units") > 0, F.col("timestamp")))
+        .alias("first_price"),
+        (F.sum("price_sum") / F.sum("price_count")).alias("any_price"),
+    )
+
+
+def target_series(totals: DataFrame, window: RunWindow, with_location: bool = False) -> DataFrame:
     """Demand per item (and store) and period, zero-filled from the item's first sale to the window end.
-    `sales` is the output of net_sales over the window.
+    `totals` is period_totals of the net sales over the window.
 
     Demand below zero (more returns than sales in a period) is clipped to 0: Forecast's demand is
     non-negative.
     """
     keys = _keys(with_location)
-    per_period = (
-        sales.withColumn("timestamp", F.expr(period_sql("event_time", window.frequency)))
-        .groupBy(*keys, "timestamp")
-        .agg(F.sum("quantity").alias("demand"))
-    )
-    first = per_period.groupBy(*keys).agg(F.min("timestamp").alias("first_period"))
-    grid = first.crossJoin(_calendar(sales.sparkSession, window, window.last_period)).where(
-        F.col("timestamp") >= F.col("first_period")
-    )
+    grid = _firsts(totals, keys).crossJoin(_calendar(totals.sparkSession, window, window.last_period))
     out = (
-        grid.join(per_period, on=[*keys, "timestamp"], how="left")
-        .select(*keys, "timestamp", F.greatest(F.coalesce("demand", F.lit(0.0)), F.lit(0.0)).alias("demand"))
+        grid.where(F.col("timestamp") >= F.col("first_period"))
+        .join(totals, on=[*keys, "timestamp"], how="left")
+        .select(*keys, "timestamp", F.greatest(F.coalesce("units", F.lit(0.0)), F.lit(0.0)).alias("demand"))
         .withColumnRenamed("store_id", "location")
     )
     return out.orderBy(*[("location" if k == "store_id" else k) for k in keys], "timestamp")
 
 
 def related_series(
-    sales: DataFrame,
+    totals: DataFrame,
     campaigns: DataFrame | None,
     holidays: list[date],
     window: RunWindow,
@@ -140,36 +162,27 @@ def related_series(
 ) -> DataFrame:
     """Price (quantity-weighted average, carried forward), promotion flag/discount and holiday flag per
     item (and store) and period, from the item's first sale through the forecast horizon: the same series as the
-    target's, so every target series has one. `sales` is the output of net_sales over the window.
+    target's, so every target series has one. `totals` is period_totals of the net sales over the window.
 
     A period without a sold line takes the last price before it; before the first sold line (or for an item whose
-    every line was cancelled or returned) the first price after it, else the median price of any of its lines."""
+    every line was cancelled or returned) the first sold price, else the mean price of any of its lines."""
     keys = _keys(with_location)
-    spark = sales.sparkSession
-    dated = sales.withColumn("timestamp", F.expr(period_sql("event_time", window.frequency)))
-    sold = dated.where((F.col("quantity") > 0) & ~F.col("cancelled_order"))
-    prices = sold.groupBy(*keys, "timestamp").agg(
-        (F.sum(F.col("quantity") * F.col("unit_price")) / F.sum("quantity")).alias("price")
-    )
-    first = dated.groupBy(*keys).agg(
-        F.min("timestamp").alias("first_period"),
-        F.percentile_approx(F.when(F.col("unit_price") > 0, F.col("unit_price")), 0.5).alias("any_price"),
-    )
-    grid = first.crossJoin(_calendar(spark, window, window.horizon_end)).where(
-        F.col("timestamp") >= F.col("first_period")
+    spark = totals.sparkSession
+    grid = _firsts(totals, keys).crossJoin(_calendar(spark, window, window.horizon_end))
+    prices = totals.where(F.col("sold_units") > 0).select(
+        *keys, "timestamp", (F.col("sold_value") / F.col("sold_units")).alias("price")
     )
     before = Window.partitionBy(*keys).orderBy("timestamp").rowsBetween(Window.unboundedPreceding, 0)
-    after = Window.partitionBy(*keys).orderBy("timestamp").rowsBetween(0, Window.unboundedFollowing)
-    out = grid.join(prices, on=[*keys, "timestamp"], how="left").withColumn(
-        "price",
-        F.coalesce(
-            F.last("price", ignorenulls=True).over(before),
-            F.first("price", ignorenulls=True).over(after),
-            F.col("any_price"),
-        ),
+    out = (
+        grid.where(F.col("timestamp") >= F.col("first_period"))
+        .join(prices, on=[*keys, "timestamp"], how="left")
+        .withColumn(
+            "price",
+            F.coalesce(F.last("price", ignorenulls=True).over(before), F.col("first_price"), F.col("any_price")),
+        )
     )
     out = _with_promotions(out, campaigns, window, keys)
-    holiday_periods = _holiday_periods(spark, holidays, window)
+    holiday_periods = F.broadcast(_holiday_periods(spark, holidays, window))
     out = out.join(holiday_periods, on="timestamp", how="left").select(
         *keys,
         "timestamp",
@@ -207,6 +220,8 @@ def _promotions(campaigns: DataFrame | None, window: RunWindow) -> DataFrame:
 
 
 def _with_promotions(series: DataFrame, campaigns: DataFrame | None, window: RunWindow, keys: list[str]):
+    if campaigns is None:  # no campaign ever announced: no join (and no shuffle of every series row)
+        return series.withColumn("promotion_flag", F.lit(0)).withColumn("discount", F.lit(0.0))
     promos = _promotions(campaigns, window).alias("p")
     on = (F.col("s.item_id") == F.col("p.item_id")) & (F.col("s.timestamp") == F.col("p.timestamp"))
     if "store_id" in keys:
