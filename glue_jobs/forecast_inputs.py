@@ -127,10 +127,10 @@ def period_totals(sales: DataFrame, window: RunWindow, with_location: bool = Fal
 
 def _firsts(totals: DataFrame, keys: list[str]) -> DataFrame:
     """Per series: its first period, its first sold price and the mean price of any of its lines."""
+    sold_price = F.col("sold_value") / F.col("sold_units")
     return totals.groupBy(*keys).agg(
         F.min("timestamp").alias("first_period"),
-        F.min_by(F.col("sold_value") / F.col("sold_units"), F.when(F.col("sold_units") > 0, F.col("timestamp")))
-        .alias("first_price"),
+        F.min_by(sold_price, F.when(F.col("sold_units") > 0, F.col("timestamp"))).alias("first_price"),
         (F.sum("price_sum") / F.sum("price_count")).alias("any_price"),
     )
 
