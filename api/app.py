@@ -26,7 +26,10 @@ ItemId = Annotated[str, PathParam(pattern=ID_PATTERN, description="product id, e
 def create_app(
     settings: Settings, api_key: str | None = None, cache_ttl: int = 3600, query: QueryLayer | None = None
 ) -> FastAPI:
-    """The API over the settings' query layer and DynamoDB cache table; with api_key, data routes need X-API-Key."""
+    """The API over the settings' query layer and DynamoDB cache table; with api_key, data routes need X-API-Key.
+    An empty or blank key is an error, not "no key": a key set to nothing by mistake must not open the API."""
+    if api_key is not None and not api_key.strip():
+        raise ValueError("the API key is empty (DEMAND_API_KEY or --api-key): set a key, or leave it unset for no key")
     app = FastAPI(
         title="demand forecast API",
         version="1",

@@ -54,7 +54,7 @@ class QueryLayer:
 
     def history(self, item_id: str, periods: int = 52) -> list[dict[str, Any]]:
         rows = self.rows(
-            f"SELECT date_trunc('week', event_time) AS period, sum(quantity) AS demand FROM {self.db}.sales "
+            f"SELECT date_trunc('week', event_time) AS period, sum(quantity) AS demand FROM {self.db}.sales_once "
             f"WHERE item_id = {literal(item_id)} GROUP BY 1 ORDER BY 1 DESC LIMIT {int(periods)}"
         )
         return rows[::-1]
@@ -74,7 +74,7 @@ class QueryLayer:
             where.append(f"event_time >= from_iso8601_timestamp({literal(filters['since'].isoformat())})")
         return self.rows(
             f"SELECT event_id, event_time, store_id, item_id, quantity, unit_price, outlier_score, outlier_code, "
-            f"outlier_reason FROM {self.db}.outliers WHERE {' AND '.join(where)} "
+            f"outlier_reason FROM {self.db}.outliers_once WHERE {' AND '.join(where)} "
             f"ORDER BY event_time DESC, event_id LIMIT {int(limit)}"
         )
 

@@ -8,6 +8,8 @@ price, promotion_flag, discount, holiday_flag` (over the history and the forecas
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 # Dataset -> (Forecast DatasetType, CreateDataset "Schema.Attributes"); column order = CSV column order.
 DATASETS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "target": (
@@ -44,3 +46,8 @@ def columns(dataset: str, with_location: bool) -> list[tuple[str, str]]:
     if with_location and dataset != "metadata":
         return [schema[0], LOCATION, *schema[1:]]
     return list(schema)
+
+
+def built_at() -> str:
+    """A manifest's build time (UTC, microseconds): the newest build is the one with the greatest."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

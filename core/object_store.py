@@ -30,8 +30,11 @@ class LocalObjectStore:
         self.root = Path(root)
 
     def path(self, bucket: str, key: str = "") -> Path:
-        if ".." in Path(key).parts:
-            raise ValueError(f"object key {key!r} must not contain '..'")
+        for name, part in (("bucket", bucket), ("object key", key)):
+            if ".." in Path(part).parts or Path(part).is_absolute() or "\\" in part:
+                raise ValueError(f"{name} {part!r} must be relative, without '..' or backslashes")
+        if not bucket or "/" in bucket:
+            raise ValueError(f"bucket {bucket!r} must be one non-empty name")
         return self.root / bucket / key
 
     def put(self, bucket: str, key: str, body: bytes) -> None:

@@ -94,9 +94,12 @@ def severity(score: float) -> float:
 class Detector:
     """Applies the rules to one item's events in arrival order."""
 
-    def __init__(self, config: OutlierSettings | None = None, dedup_ttl_ms: int = 24 * 3_600_000):
+    def __init__(
+        self, config: OutlierSettings | None = None, dedup_ttl_ms: int = 24 * 3_600_000, dedup_max_ids: int = 200_000
+    ):
         self.config = config or OutlierSettings()
         self.dedup_ttl_ms = dedup_ttl_ms  # an event_id seen this long before (event time) is a duplicate
+        self.dedup_max_ids = dedup_max_ids  # per item: the most event ids the dedup map holds
         cfg = self.config
         self._log_price_ratio = math.log(cfg.price_ratio)
         self._window, self._recent_orders, self._band_lines = cfg.window, cfg.recent_orders, cfg.price_band_lines
@@ -123,12 +126,16 @@ class Detector:
     def _is_duplicate(self, state: ItemState, event_id: str, at: int) -> bool:
         if event_id in state.seen:
             return True
-        if at >= state.prune_at:  # entries older than the TTL go, checked a few times per TTL
+        # Pruned against the newest event time seen (a clock that never runs back), a few times per TTL. The Judge
+        # rejects event times far past the processing time, so one bad clock cannot empty the map.
+        if at >= state.prune_at:
             ttl = self.dedup_ttl_ms
             _forget_before(state.seen, at - ttl, lambda when: when)
             _forget_before(state.orders, at - ttl, lambda order: order[2])  # a cancellation comes within it too
             state.prune_at = at + ttl // 8
         state.seen[event_id] = at
+        if len(state.seen) > self.dedup_max_ids:  # a burst beyond the cap: the oldest ids go first
+            del state.seen[next(iter(state.seen))]
         return False
 
     @staticmethod

@@ -6,6 +6,7 @@ The Flink job (outlier_split.py) calls it once per micro-batch with the item sta
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import orjson
@@ -24,9 +25,17 @@ class Judge:
     for the caller to store. Records are judged in arrival order, so how a stream is cut into batches does
     not change any verdict."""
 
-    def __init__(self, detector: Detector, source: str):
+    def __init__(
+        self,
+        detector: Detector,
+        source: str,
+        future_slack_ms: int = 24 * 3_600_000,
+        clock: Callable[[], float] = time.time,
+    ):
         self.detector = detector
         self.source = source
+        self.future_slack_ms = future_slack_ms  # an event time further than this past the processing time is rejected
+        self.clock = clock
 
     def __call__(
         self, lines, shard_ids, sequence_numbers, load: Callable[[str], ItemState | None]
@@ -35,8 +44,11 @@ class Judge:
         clean, outliers, reference, duplicates = out["clean"], out["outliers"], out["reference"], out["duplicates"]
         states: dict[str, ItemState] = {}
         observe, dumps = self.detector.observe, orjson.dumps
+        latest = int(self.clock() * 1000) + self.future_slack_ms
         for line, shard_id, sequence_number in zip(lines, shard_ids, sequence_numbers, strict=True):
             event = parse_record(line)
+            if not isinstance(event, Rejection) and (at := epoch_ms(event["event_time"])) > latest:
+                event = Rejection("event_time_in_future", _future(event["event_time"], self.future_slack_ms), line)
             if isinstance(event, Rejection):
                 out["rejected"].append(dumps(event.to_record(self.source, shard_id, sequence_number)))
                 continue
@@ -44,7 +56,7 @@ class Judge:
             state = states.get(item)
             if state is None:
                 state = states[item] = load(item) or ItemState()
-            verdict = observe(state, event, epoch_ms(event["event_time"]))
+            verdict = observe(state, event, at)
             route = verdict.route
             if route == CLEAN:
                 clean.append(dumps(verdict.record))
@@ -53,3 +65,7 @@ class Judge:
             else:
                 (outliers if route == OUTLIER else reference).append(dumps(verdict.record))
         return out, states
+
+
+def _future(event_time: str, slack_ms: int) -> str:
+    return f"event_time {event_time} is more than {slack_ms / 3_600_000:g} h after the time it was processed"

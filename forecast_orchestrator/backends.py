@@ -16,6 +16,29 @@ from core.settings import Settings
 
 DONE, IN_PROGRESS, FAILED = "DONE", "IN_PROGRESS", "FAILED"
 MAX_WAIT_SECONDS = 300
+# How long a run's claim holds: the state machine's own timeout, so an execution never outlives its claim and a
+# claim left RUNNING by a stopped or timed-out execution can be taken over once it has lapsed.
+RUN_LEASE_SECONDS = 48 * 3600
+# AWS error codes that say "try again soon": throttling and services briefly unavailable.
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalServerError",
+    }
+)
+
+
+class RetryableStepError(Exception):
+    """A step met a transient AWS error (a code in TRANSIENT_CODES, or a dropped connection). A Python Lambda reports
+    an error by its exception's class name, so this name is what the state machine's Retry lists; Step Functions never
+    sees botocore's error codes, and every other error fails the run."""
 
 
 def backoff(run: dict[str, Any], first: int = 15) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.forecast_datasets import DATASETS, RELATED_COLUMNS, TIMESTAMP_FORMAT, series_keys
+from core.forecast_datasets import DATASETS, RELATED_COLUMNS, TIMESTAMP_FORMAT, built_at, series_keys
 from core.forecast_datasets import columns as dataset_columns
 from core.object_store import ObjectStore
 
@@ -172,7 +172,10 @@ def write(
         "with_location": with_location,
         "datasets": datasets,
         "source": "import",
+        "prefix": base,
+        "content_digest": digest,
         "idempotency_key": f"{prefix}:{frequency}:import:{digest}:{horizon}",
+        "built_at": built_at(),
     }
     key = base + "manifest.json"
     store.put(bucket, key, json.dumps(manifest, indent=2).encode())

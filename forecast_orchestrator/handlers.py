@@ -9,19 +9,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
+from uuid import uuid4
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as AwsConnectionError
 
 from core.aws import client
 from core.object_store import ObjectStore, object_store
 from core.settings import Settings
 from forecast_orchestrator import amazon_forecast, ensemble_backend, ensemble_on_glue  # noqa: F401 - they register
-from forecast_orchestrator.backends import DONE, ForecastBackend, make_backend
+from forecast_orchestrator.backends import (
+    DONE,
+    RUN_LEASE_SECONDS,
+    TRANSIENT_CODES,
+    ForecastBackend,
+    RetryableStepError,
+    make_backend,
+)
 
 log = logging.getLogger("demand.orchestrator")
 
@@ -53,16 +63,22 @@ class Runtime:
         return self.clients("sns").create_topic(Name=self.settings.names.notify_topic)["TopicArn"]
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _now(after_seconds: float = 0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=after_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def start_run(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     """Load the manifest and claim the run by its idempotency key: re-delivery of a trigger is a no-op.
 
-    Accepts {"bucket", "manifest_key"} or the S3 "Object Created" event EventBridge delivers."""
+    Accepts {"bucket", "manifest_key"} or the S3 "Object Created" event EventBridge delivers, and the execution's id
+    (`execution_id`, from the context object). The claim names its execution and holds for RUN_LEASE_SECONDS: the
+    same execution may claim again (Step Functions retried this step after a claim that did succeed), a failed run
+    may be started again, and a RUNNING claim whose lease lapsed (its execution was stopped or timed out) may be
+    taken over; a running claim of another execution, or a finished run, may not."""
+    execution = run.get("execution_id") or f"unknown:{uuid4()}"
     if "detail" in run:
         run = {"bucket": run["detail"]["bucket"]["name"], "manifest_key": run["detail"]["object"]["key"]}
+    run = {**run, "execution_id": execution}
     manifest = json.loads(rt.store.get(run["bucket"], run["manifest_key"]))
     key = manifest["idempotency_key"]
     run_id = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -78,11 +94,18 @@ def start_run(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
                 "manifest_key": {"S": run["manifest_key"]},
                 "status": {"S": "RUNNING"},
                 "started_at": {"S": _now()},
+                "execution_id": {"S": execution},
+                "lease_until": {"S": _now(RUN_LEASE_SECONDS)},
             },
-            # A failed run may be started again; a running or finished one may not.
-            ConditionExpression="attribute_not_exists(run_id) OR #s = :failed",
+            ConditionExpression="attribute_not_exists(run_id) OR #s = :failed OR execution_id = :me"
+            " OR (#s = :running AND lease_until < :now)",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":failed": {"S": "FAILED"}},
+            ExpressionAttributeValues={
+                ":failed": {"S": "FAILED"},
+                ":running": {"S": "RUNNING"},
+                ":me": {"S": execution},
+                ":now": {"S": _now()},
+            },
         )
         duplicate = False
     except ClientError as exc:
@@ -252,7 +275,26 @@ def dispatch(payload: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     step = payload.get("step")
     if step not in STEPS:
         raise ValueError(f"unknown step {step!r}; expected one of {', '.join(STEPS)}")
-    return STEPS[step](payload["run"], rt)
+    run = payload["run"]
+    if "execution_id" in payload:
+        run = {**run, "execution_id": payload["execution_id"]}
+    with transient_errors_retryable(step):
+        return STEPS[step](run, rt)
+
+
+@contextmanager
+def transient_errors_retryable(step: str) -> Iterator[None]:
+    """Transient AWS errors (TRANSIENT_CODES, dropped connections) leave a step as RetryableStepError, the name the
+    state machine retries; every other error leaves as it is, and fails the run."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in TRANSIENT_CODES:
+            raise RetryableStepError(f"{step}: {code}: {exc}") from exc
+        raise
+    except (AwsConnectionError, HTTPClientError) as exc:
+        raise RetryableStepError(f"{step}: {exc}") from exc
 
 
 @cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,9 +15,12 @@ MANIFEST = "manifest.json"
 
 
 def manifests(runtime: Runtime) -> list[str]:
-    """Every complete dataset build in the forecast-input bucket (manifest present), oldest window first."""
+    """Every complete dataset build in the forecast-input bucket (manifest present), the newest build last (by the
+    manifest's built_at, whatever its frequency or window)."""
     bucket = runtime.settings.names.bucket("forecast-input")
-    return sorted(k for k in runtime.store.list(bucket, "datasets/") if k.endswith("/" + MANIFEST))
+    keys = [k for k in runtime.store.list(bucket, "datasets/") if k.endswith("/" + MANIFEST)]
+    built = {k: json.loads(runtime.store.get(bucket, k)).get("built_at", "") for k in keys}
+    return sorted(keys, key=lambda k: (built[k], k))
 
 
 def run_forecast(

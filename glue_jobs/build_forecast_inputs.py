@@ -4,20 +4,23 @@ Runs unchanged on Glue 5.0 and local PySpark:
     build_forecast_inputs.py --JOB_NAME build [--window_start 2023-01-02 --window_end 2024-01-01] \
         [--frequency W --horizon 8 --country DE --with_location false --prefix demand --runtime local]
 
-Writes under `forecast-input/datasets/<frequency>/<window_end>/`: target/, related/, metadata/ (CSV with
-header), schema/<dataset>.json (CreateDataset schemas), then manifest.json, then _SUCCESS. A re-run for
-the same window first removes the manifest and marker, replaces the data, and writes them again last, so
-a consumer that waits for the manifest never sees a half-written dataset.
+Writes under `forecast-input/datasets/<frequency>/<window_end>-<digest>/`: target/, related/, metadata/ (CSV with
+header), schema/<dataset>.json (CreateDataset schemas), then manifest.json, then _SUCCESS. The digest covers the
+options (window, horizon, country, location) and the datasets' content, and is the run's idempotency key: a rebuild
+after late or corrected data, or with other options, is a new build and is forecast; a rebuild of the same data is
+the same build. A re-run first removes the manifest and marker, replaces the data, and writes them again last, so a
+consumer that waits for the manifest never sees a half-written dataset.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from core.forecast_datasets import DATASETS, TIMESTAMP_FORMAT, series_keys
+from core.forecast_datasets import DATASETS, TIMESTAMP_FORMAT, built_at, series_keys
 from core.forecast_datasets import columns as dataset_columns
 from core.holidays import DEFAULT_COUNTRY, holidays
 from core.object_store import ObjectStore, object_store
@@ -50,8 +53,13 @@ class BuildRequest:
     with_location: bool = False
 
 
-def dataset_prefix(window: fi.RunWindow) -> str:
-    return f"datasets/{window.frequency}/{window.end.isoformat()}/"
+def build_key(settings: Settings, request: BuildRequest, content: str) -> tuple[str, str]:
+    """(idempotency key, its digest) of a build: the options and the content digest of its datasets."""
+    w = request.window
+    keys = "location" if request.with_location else "item"
+    options = f"{w.frequency}:{w.start}:{w.end}:{w.horizon}:{request.country}:{keys}"
+    digest = hashlib.sha256(f"{options}:{content}".encode()).hexdigest()
+    return f"{settings.prefix}:{options}:{digest[:16]}", digest
 
 
 def _read(spark, store: ObjectStore, settings: Settings, landing: Table, required: bool):
@@ -103,19 +111,24 @@ def build(spark, settings: Settings, request: BuildRequest) -> dict:
     related = fi.related_series(totals, campaigns, days, window, request.with_location).cache()
     metadata = fi.item_metadata(products, target).cache()
     counts = check_datasets(target, related, metadata, window, request.with_location)
+    frames = {
+        name: df.select(*[c for c, _ in dataset_columns(name, request.with_location)])
+        for name, df in (("target", target), ("related", related), ("metadata", metadata))
+    }
+    key, digest = build_key(settings, request, fi.content_digest(frames))
 
     bucket = settings.names.bucket("forecast-input")
-    base = dataset_prefix(window)
+    base = f"datasets/{window.frequency}/{window.end.isoformat()}-{digest[:16]}/"
     for marker in ("_SUCCESS", "manifest.json"):
         store.delete(bucket, base + marker)
     datasets = {}
-    for name, df in (("target", target), ("related", related), ("metadata", metadata)):
+    for name, df in frames.items():
         dataset_type, columns = DATASETS[name][0], dataset_columns(name, request.with_location)
         # Sorted, range-partitioned part files (part-00000 holds the first keys): written in parallel, and read back
         # in name order they are in order.
-        df.select(*[c for c, _ in columns]).write.mode("overwrite").option("header", True).option(
-            "dateFormat", TIMESTAMP_FORMAT
-        ).csv(store.uri(bucket, base + name))
+        df.write.mode("overwrite").option("header", True).option("dateFormat", TIMESTAMP_FORMAT).csv(
+            store.uri(bucket, base + name)
+        )
         schema = {"Attributes": [{"AttributeName": c, "AttributeType": t} for c, t in columns]}
         store.put(bucket, f"{base}schema/{name}.json", json.dumps(schema, indent=2).encode())
         datasets[name] = {
@@ -134,7 +147,10 @@ def build(spark, settings: Settings, request: BuildRequest) -> dict:
         "country": request.country,
         "with_location": request.with_location,
         "datasets": datasets,
-        "idempotency_key": f"{settings.prefix}:{window.frequency}:{window.start}:{window.end}:{window.horizon}",
+        "prefix": base,
+        "content_digest": digest,
+        "idempotency_key": key,
+        "built_at": built_at(),
     }
     store.put(bucket, base + "manifest.json", json.dumps(manifest, indent=2).encode())
     store.put(bucket, base + "_SUCCESS", b"")

@@ -58,12 +58,18 @@ def _read_parquet(spark, store: ObjectStore, settings: Settings, t: Table):
     bucket = settings.names.bucket(t.bucket_role)
     if not any(k.endswith(".parquet") for k in store.list(bucket, t.prefix + "/")):
         return None
-    return spark.read.parquet(store.uri(bucket, t.prefix + "/")).select(*t.contract.names)
+    rows = spark.read.parquet(store.uri(bucket, t.prefix + "/")).select(*t.contract.names)
+    return rows.dropDuplicates(["event_id"])  # landed at least once: a record may arrive twice
 
 
 def _csv(spark, store: ObjectStore, bucket: str, keys: list[str]):
     if not keys:
         raise EnrichError(f"no CSV files in {store.uri(bucket)} under the keys the manifest names")
+    missing = [k for k in keys if not store.exists(bucket, k)]
+    if missing:
+        raise EnrichError(
+            f"the manifest names {len(missing)} CSV files that do not exist, the first {store.uri(bucket, missing[0])}"
+        )
     return spark.read.option("header", True).csv([store.uri(bucket, k) for k in keys])
 
 

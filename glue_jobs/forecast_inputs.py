@@ -11,8 +11,9 @@ The layout is core/forecast_datasets.py. Rules, from the Amazon Forecast develop
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -60,8 +61,11 @@ def period_sql(expr: str, frequency: str) -> str:
 
 
 def in_window(sales: DataFrame, window: RunWindow) -> DataFrame:
-    start = datetime.combine(window.start, datetime.min.time())
-    end = datetime.combine(window.end, datetime.min.time())
+    """The sales from the window's first UTC midnight to its last (exclusive). The bounds are UTC-aware: PySpark turns a
+    naive datetime into a timestamp in the Python process's local zone, which would shift the window on a machine
+    that is not on UTC."""
+    start = datetime.combine(window.start, datetime.min.time(), tzinfo=UTC)
+    end = datetime.combine(window.end, datetime.min.time(), tzinfo=UTC)
     return sales.where((F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end)))
 
 
@@ -268,3 +272,14 @@ def item_metadata(products: DataFrame | None, items: DataFrame) -> DataFrame:
         )
         .orderBy("item_id")
     )
+
+
+def content_digest(frames: dict[str, DataFrame]) -> str:
+    """A digest of the datasets' rows that does not depend on their order or partitioning: per dataset its row count
+    and the sum of its rows' 64-bit hashes (doubles at 6 decimals, so the order Spark summed them in does not show)."""
+    parts = []
+    for name, df in sorted(frames.items()):
+        cols = [F.round(F.col(c), 6) if kind in ("double", "float") else F.col(c) for c, kind in df.dtypes]
+        row = df.agg(F.count(F.lit(1)).alias("n"), F.sum(F.xxhash64(*cols).cast("decimal(38,0)")).alias("h")).first()
+        parts.append(f"{name}:{row['n']}:{row['h']}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()

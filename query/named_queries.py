@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.tables import OUTLIERS, SALES, Table
+
 
 @dataclass(frozen=True)
 class NamedQuery:
@@ -19,7 +21,28 @@ class NamedQuery:
         return self.sql.format(db=database).strip()
 
 
+def _once(table: Table) -> NamedQuery:
+    """The table with each event_id once: the Kinesis sinks and Firehose deliver at least once, and a restarted split
+    may send a record again. Every view and query over sales lines reads these, never the raw tables."""
+    columns = ", ".join([*table.contract.names, *table.partitions])
+    return NamedQuery(
+        f"{table.name}_once",
+        f"The {table.name} table with each event_id once (deliveries are at least once).",
+        f"""
+CREATE OR REPLACE VIEW {{db}}.{table.name}_once AS
+SELECT {columns}
+FROM (
+  SELECT t.*, row_number() OVER (PARTITION BY event_id ORDER BY {table.time_field}) AS copy_no
+  FROM {{db}}.{table.name} t
+) numbered
+WHERE copy_no = 1
+""",
+    )
+
+
 VIEWS: tuple[NamedQuery, ...] = (
+    _once(SALES),
+    _once(OUTLIERS),
     NamedQuery(
         "latest_forecast",
         "The newest run's forecast of every item (and location).",
@@ -41,10 +64,10 @@ WHERE recency = 1
 CREATE OR REPLACE VIEW {db}.forecast_vs_actual AS
 WITH actual AS (
   SELECT 'W' AS frequency, item_id, date_trunc('week', event_time) AS period, sum(quantity) AS demand
-  FROM {db}.sales GROUP BY 1, 2, 3
+  FROM {db}.sales_once GROUP BY 1, 2, 3
   UNION ALL
   SELECT 'D' AS frequency, item_id, date_trunc('day', event_time) AS period, sum(quantity) AS demand
-  FROM {db}.sales GROUP BY 1, 2, 3
+  FROM {db}.sales_once GROUP BY 1, 2, 3
 )
 SELECT f.run_id, f.item_id, f.forecast_date, f.p10, f.p50, f.p90, a.demand AS actual,
        a.demand BETWEEN f.p10 AND f.p90 AS within_p10_p90, abs(a.demand - f.p50) AS abs_error
@@ -60,7 +83,7 @@ WHERE f.location IS NULL
 CREATE OR REPLACE VIEW {db}.outlier_summary AS
 SELECT item_id, store_id, date_trunc('day', event_time) AS day, outlier_code, count(*) AS outliers,
        sum(quantity) AS quantity, max(outlier_score) AS max_score
-FROM {db}.outliers
+FROM {db}.outliers_once
 GROUP BY 1, 2, 3, 4
 """,
     ),

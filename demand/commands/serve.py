@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 app = typer.Typer()
@@ -23,6 +25,12 @@ def serve(
     from api.app import create_app
 
     settings = ctx.obj  # runtime local: the cache table is on the local moto server (cli.main)
+    if api_key is None and "DEMAND_API_KEY" in os.environ:  # click reads an empty variable as unset
+        api_key = os.environ["DEMAND_API_KEY"]
+    try:
+        app_ = create_app(settings, api_key=api_key, cache_ttl=cache_ttl)
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
     typer.echo(f"forecast API on http://{host}:{port}/ (docs at /docs), cache {settings.names.api_cache_table}")
-    app_ = create_app(settings, api_key=api_key, cache_ttl=cache_ttl)
     uvicorn.run(app_, host=host, port=port, log_level="warning")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from bench.online_retail import DATA
 from core.settings import Settings
 from demand.cli import app
-from glue_jobs.build_forecast_inputs import BuildRequest, build, dataset_prefix
+from glue_jobs.build_forecast_inputs import BuildRequest, build
 from glue_jobs.forecast_inputs import RunWindow
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not DATA.exists(), reason="the shared real data set is missing")]
@@ -70,8 +70,8 @@ def test_a_cancelled_order_does_not_reach_the_target_series(backfilled, spark):
     big = pairs.sort_values("Quantity_o", ascending=False).iloc[0]  # the month's largest cancelled line
     settings = Settings(data_root=root / "data", country="GB")
     window = RunWindow(date(2009, 11, 30), date(2010, 1, 4), "W", horizon=1)
-    build(spark, settings, BuildRequest(window, country="GB"))
-    folder = root / "data" / settings.names.bucket("forecast-input") / dataset_prefix(window) / "target"
+    manifest = build(spark, settings, BuildRequest(window, country="GB"))
+    folder = root / "data" / settings.names.bucket("forecast-input") / manifest["datasets"]["target"]["path"]
     target = [r for part in folder.glob("part-*.csv") for r in csv.DictReader(part.open())]
     item = [float(r["demand"]) for r in target if r["item_id"] == str(big["StockCode"])]
     sold = orders[orders["StockCode"] == big["StockCode"]]["Quantity"].sum()

@@ -128,5 +128,9 @@ def test_local_catalog_registers_the_enriched_table(enriched):
 def test_missing_export_is_a_clear_error(spark, staged):
     with pytest.raises(EnrichError, match="no export manifest at"):
         enrich_run(spark, staged, "exports/nope/manifest.json")
+    store, bucket = LocalObjectStore(staged.data_root), staged.names.bucket("forecast-export")
+    store.put(bucket, "exports/gone/manifest.json", json.dumps({"forecast_keys": ["exports/gone/f/p.csv"]}).encode())
+    with pytest.raises(EnrichError, match="names 1 CSV files that do not exist, the first .*exports/gone/f/p.csv"):
+        enrich_run(spark, staged, "exports/gone/manifest.json")
     with pytest.raises(ValueError, match="missing job argument.*--export_key"):
         main(["--JOB_NAME", "enrich"])

@@ -13,7 +13,7 @@ from factories import sale
 
 from core.object_store import LocalObjectStore
 from core.settings import Settings
-from glue_jobs.build_forecast_inputs import BuildRequest, DatasetError, build, dataset_prefix, main
+from glue_jobs.build_forecast_inputs import BuildRequest, DatasetError, build, main
 from glue_jobs.forecast_inputs import RunWindow
 from streaming.landing import deliver
 
@@ -64,8 +64,8 @@ def land(tmp_path: Path, sales=SALES, reference=(PRODUCT, CAMPAIGN)) -> Settings
     return settings
 
 
-def read_dataset(settings: Settings, window: RunWindow, name: str) -> list[dict]:
-    folder = settings.data_root / settings.names.bucket("forecast-input") / dataset_prefix(window) / name
+def read_dataset(settings: Settings, manifest: dict, name: str) -> list[dict]:
+    folder = settings.data_root / settings.names.bucket("forecast-input") / manifest["datasets"][name]["path"]
     rows = []
     for part in sorted(folder.glob("part-*.csv")):
         with part.open() as fh:
@@ -105,7 +105,7 @@ def test_landing_writes_contract_parquet_under_firehose_layout_and_rerun_adds_no
 
 def test_target_series_nets_returns_removes_cancellations_and_zero_fills(weekly):
     settings, manifest = weekly
-    target = read_dataset(settings, WINDOW, "target")
+    target = read_dataset(settings, manifest, "target")
     assert [(r["item_id"], r["timestamp"], float(r["demand"])) for r in target] == [
         ("A", "2024-01-01", 10.0),  # e3 + e4; e1 cancelled by e2
         ("A", "2024-01-08", 0.0),  # only the return: clipped at zero
@@ -116,8 +116,8 @@ def test_target_series_nets_returns_removes_cancellations_and_zero_fills(weekly)
 
 
 def test_related_series_covers_horizon_with_prices_promotions_holidays(weekly):
-    settings, _ = weekly
-    related = {(r["item_id"], r["timestamp"]): r for r in read_dataset(settings, WINDOW, "related")}
+    settings, manifest = weekly
+    related = {(r["item_id"], r["timestamp"]): r for r in read_dataset(settings, manifest, "related")}
     a = [related[("A", d)] for d in ("2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22", "2024-01-29")]
     assert [float(r["price"]) for r in a] == [3.0, 3.0, 2.0, 2.0, 2.0]  # weighted; cancelled o1 ignored; carried
     assert [int(r["promotion_flag"]) for r in a] == [0, 0, 1, 0, 0]
@@ -127,15 +127,15 @@ def test_related_series_covers_horizon_with_prices_promotions_holidays(weekly):
 
 
 def test_metadata_covers_every_target_item(weekly):
-    settings, _ = weekly
-    meta = {r["item_id"]: r for r in read_dataset(settings, WINDOW, "metadata")}
+    settings, manifest = weekly
+    meta = {r["item_id"]: r for r in read_dataset(settings, manifest, "metadata")}
     assert meta["A"]["category"] == "snacks" and meta["A"]["brand"] == "Crispy"
     assert meta["B"]["category"] == "unknown"
 
 
 def test_manifest_and_marker_come_last_and_schemas_match_csv_headers(weekly):
     settings, manifest = weekly
-    base = settings.data_root / settings.names.bucket("forecast-input") / dataset_prefix(WINDOW)
+    base = settings.data_root / settings.names.bucket("forecast-input") / manifest["prefix"]
     assert (base / "_SUCCESS").exists()
     assert (base / "_SUCCESS").stat().st_mtime_ns >= (base / "manifest.json").stat().st_mtime_ns
     for name, entry in manifest["datasets"].items():
@@ -149,8 +149,22 @@ def test_manifest_and_marker_come_last_and_schemas_match_csv_headers(weekly):
 def test_rerun_replaces_never_appends(spark, weekly):
     settings, manifest = weekly
     again = build(spark, settings, BuildRequest(WINDOW, country="DE"))
-    assert again == manifest
-    assert len(read_dataset(settings, WINDOW, "target")) == 4
+    assert {**again, "built_at": None} == {**manifest, "built_at": None}  # the same build: same key, same place
+    assert len(read_dataset(settings, manifest, "target")) == 4
+
+
+def test_late_data_or_other_options_make_a_new_build_with_its_own_key(spark, weekly, tmp_path):
+    settings, manifest = weekly
+    other_country = build(spark, settings, BuildRequest(WINDOW, country="GB"))
+    with_location = build(spark, settings, BuildRequest(WINDOW, country="DE", with_location=True))
+    late = land(tmp_path, [*SALES, sale("late", "2024-01-16T10:00:00Z", "B", 5)])
+    corrected = build(spark, late, BuildRequest(WINDOW, country="DE"))
+    builds = [manifest, other_country, with_location, corrected]
+    assert len({m["idempotency_key"] for m in builds}) == len({m["prefix"] for m in builds}) == 4
+    assert ("B", "2024-01-15", 6.0) in [
+        (r["item_id"], r["timestamp"], float(r["demand"])) for r in read_dataset(late, corrected, "target")
+    ]
+    assert read_dataset(settings, manifest, "target") != read_dataset(late, corrected, "target")
 
 
 def test_daily_with_location_one_row_per_item_store_day(spark, tmp_path):
@@ -161,10 +175,10 @@ def test_daily_with_location_one_row_per_item_store_day(spark, tmp_path):
     ]
     settings = land(tmp_path, sales)
     window = RunWindow(date(2024, 1, 1), date(2024, 1, 4), "D", horizon=1)
-    build(spark, settings, BuildRequest(window, with_location=True))
+    manifest = build(spark, settings, BuildRequest(window, with_location=True))
     target = [
         (r["item_id"], r["location"], r["timestamp"], float(r["demand"]))
-        for r in read_dataset(settings, window, "target")
+        for r in read_dataset(settings, manifest, "target")
     ]
     assert target == [
         ("A", "s1", "2024-01-01", 2.0),
@@ -174,7 +188,7 @@ def test_daily_with_location_one_row_per_item_store_day(spark, tmp_path):
         ("A", "s2", "2024-01-02", 0.0),
         ("A", "s2", "2024-01-03", 0.0),
     ]
-    related = read_dataset(settings, window, "related")
+    related = read_dataset(settings, manifest, "related")
     assert {(r["location"], r["timestamp"]) for r in related} >= {("s1", "2024-01-04"), ("s2", "2024-01-04")}
     assert (
         int(next(r for r in related if r["location"] == "s2" and r["timestamp"] == "2024-01-01")["promotion_flag"]) == 0
@@ -212,3 +226,21 @@ def test_glue_style_arguments(spark, tmp_path):
         main(["--window_end", "2024-01-22"])
     with pytest.raises(ValueError, match="weekly windows start and end on Mondays"):
         RunWindow(date(2024, 1, 1), date(2024, 1, 20), "W", 2)
+
+
+def test_the_window_is_in_utc_whatever_the_machines_time_zone(spark, tmp_path, monkeypatch):
+    import time
+
+    from glue_jobs.forecast_inputs import in_window
+
+    edges = ["2023-12-31T20:00:00Z", "2024-01-01T00:00:00Z", "2024-01-21T20:00:00Z", "2024-01-22T00:00:00Z"]
+    settings = land(tmp_path, [sale(f"t{i}", when, "A", 1) for i, when in enumerate(edges)])
+    staged = spark.read.parquet(str(settings.data_root / settings.names.bucket("staged") / "sales"))
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9: a naive midnight would be 15:00 UTC the day before
+    time.tzset()
+    try:
+        kept = sorted(r["event_id"] for r in in_window(staged, WINDOW).collect())
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert kept == ["t1", "t2"]  # from 1 Jan 00:00 UTC, up to (not including) 22 Jan 00:00 UTC

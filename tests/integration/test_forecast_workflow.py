@@ -12,7 +12,7 @@ import pytest
 from core.aws import client
 from core.object_store import LocalObjectStore
 from forecast_orchestrator.workflow import run_forecast
-from glue_jobs.build_forecast_inputs import BuildRequest, build, dataset_prefix
+from glue_jobs.build_forecast_inputs import BuildRequest, build
 from glue_jobs.enrich_forecast import enrich_run
 from glue_jobs.forecast_inputs import RunWindow
 from local_stack.stack import ensure_resources
@@ -45,8 +45,7 @@ def pipeline(spark, moto_server, tmp_path_factory):
     manifests = []
     for weeks in (WEEKS - 5, WEEKS - 4):
         window = RunWindow(START, START + timedelta(weeks=weeks), "W", horizon=4)
-        build(spark, settings, BuildRequest(window))
-        manifests.append(dataset_prefix(window) + "manifest.json")
+        manifests.append(build(spark, settings, BuildRequest(window))["prefix"] + "manifest.json")
     return settings, manifests
 
 
@@ -172,3 +171,33 @@ def test_train_and_forecast_run_as_a_glue_job_when_one_is_configured(pipeline):
     through_glue("create_forecast", "check_forecast")
     run = handlers.dispatch({"step": "export_forecast", "run": run}, rt)
     assert run["export"]["keys"], run["export"]
+
+
+def test_a_run_claim_names_its_execution_and_a_lapsed_claim_is_taken_over(pipeline):
+    from forecast_orchestrator.handlers import Runtime, start_run
+
+    settings, manifests = pipeline
+    rt = Runtime.build(settings)
+    bucket = settings.names.bucket("forecast-input")
+    manifest = json.loads(rt.store.get(bucket, manifests[1]))
+    key = manifests[1].replace("manifest.json", "claim-test/manifest.json")  # a build of its own key
+    rt.store.put(bucket, key, json.dumps({**manifest, "idempotency_key": "claim-test"}).encode())
+    trigger = {"bucket": bucket, "manifest_key": key}
+
+    assert start_run({**trigger, "execution_id": "exec-1"}, rt)["duplicate"] is False
+    # Step Functions retries StartRun after a put that did succeed: the same execution goes on.
+    assert start_run({**trigger, "execution_id": "exec-1"}, rt)["duplicate"] is False
+    claimed = start_run({**trigger, "execution_id": "exec-2"}, rt)  # another trigger while exec-1 runs
+    assert claimed["duplicate"] is True
+    # exec-1 was stopped: its claim stays RUNNING, and lapses with its lease.
+    dynamodb, table, run_key = (
+        client("dynamodb", settings),
+        settings.names.run_table,
+        {"run_id": {"S": claimed["run_id"]}},
+    )
+    dynamodb.update_item(TableName=table, Key=run_key, UpdateExpression="SET lease_until = :t",
+                         ExpressionAttributeValues={":t": {"S": "2000-01-01T00:00:00Z"}})  # fmt: skip
+    assert start_run({**trigger, "execution_id": "exec-3"}, rt)["duplicate"] is False
+    item = dynamodb.get_item(TableName=table, Key=run_key)["Item"]
+    assert item["execution_id"]["S"] == "exec-3" and item["status"]["S"] == "RUNNING"
+    assert item["lease_until"]["S"] > "2026"

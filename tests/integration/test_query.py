@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from factories import sale
+from factories import outlier, sale
 from typer.testing import CliRunner
 
 from core.aws import client
@@ -49,6 +49,31 @@ def test_athena_sql_runs_locally_on_the_landed_parquet(landed):
         ("A", "2024-01-01", 5.0),
         ("B", "2024-01-02", 1.0),
     ]
+
+
+def test_a_record_delivered_twice_counts_once_in_the_views_and_the_api_queries(tmp_path):
+    split = tmp_path / "split"
+    for folder in ("clean", "outliers"):
+        (split / folder).mkdir(parents=True)
+    a, b, o = (
+        sale("a", "2024-01-01T10:00:00Z", "A", 2),
+        sale("b", "2024-01-02T10:00:00Z", "A", 3),
+        outlier("o", "2024-01-03T10:00:00Z", "A", "quantity_spike"),
+    )
+    (split / "clean" / "part-0").write_text(json.dumps(a) + "\n" + json.dumps(b) + "\n")
+    (split / "clean" / "part-1").write_text(json.dumps(a) + "\n")  # the Kinesis sink delivered it again
+    (split / "outliers" / "part-0").write_text((json.dumps(o) + "\n") * 2)
+    settings = Settings(data_root=tmp_path / "root")
+    deliver(split, LocalObjectStore(settings.data_root), settings.names.buckets)
+    assert run_local("SELECT count(*) FROM demand.sales", settings).rows == [(3,)]  # landing keeps every delivery
+    assert run_local("SELECT count(*), sum(quantity) FROM demand.sales_once", settings).rows == [(2, 5.0)]
+    assert run_local("SELECT sum(outliers) FROM demand.outlier_summary", settings).rows == [(1,)]
+
+    from api.queries import QueryLayer
+
+    layer = QueryLayer(settings)
+    assert sum(r["demand"] for r in layer.history("A")) == 5.0
+    assert [r["event_id"] for r in layer.outliers({}, 10)] == ["o"]
 
 
 def test_tables_without_data_still_bind(landed):

@@ -19,6 +19,7 @@ from botocore.stub import Stubber
 from core.settings import Settings
 from forecast_orchestrator.amazon_forecast import AmazonForecastBackend, accuracy_summary, forecast_types
 from forecast_orchestrator.backends import DONE, FAILED, IN_PROGRESS
+from forecast_orchestrator.handlers import transient_errors_retryable
 from forecast_orchestrator.state_machine import run_local
 
 ROLE = "arn:aws:iam::123456789012:role/forecast"
@@ -406,7 +407,8 @@ def test_throttling_is_raised_to_the_state_machine_which_retries_the_step():
             return {**run, "forecast_predictor": run["predictor_id"]}
         if step in ("notify", "record_failure"):
             return run
-        return h.step(run, step)
+        with transient_errors_retryable(step):  # what the step Lambda (handlers.dispatch) does
+            return h.step(run, step)
 
     with h.stub:
         status, run = run_local(invoke, {"bucket": "demand-forecast-input"}, max_wait_seconds=0)

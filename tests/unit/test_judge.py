@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from factories import sale
 
 from flink_jobs.accuracy import split_lines
 from flink_jobs.detector import Detector
@@ -55,3 +56,30 @@ def test_rejected_records_name_their_position(lines):
     rejected = [json.loads(r) for r in judge_in_batches(lines, 64)["rejected"]]
     assert [int(r["sequence_number"]) for r in rejected] == [300 * (k + 1) for k in range(len(BAD))]
     assert {r["error_code"] for r in rejected} == {"invalid_json", "missing_field", "not_utf8"}
+
+
+def _sale(event_id: str, when: str) -> bytes:
+    return encode_event(sale(event_id, when, "i1", 2))
+
+
+def test_a_far_future_event_time_is_rejected_and_does_not_switch_off_duplicate_detection():
+    judge, store = Judge(Detector(), "memory", clock=lambda: 1_700_000_000.0), {}  # 2023-11-14T22:13Z
+    lines = [
+        _sale("a", "2023-11-14T10:00:00.000Z"),
+        _sale("future", "9999-12-31T00:00:00.000Z"),
+        _sale("soon", "2023-11-15T05:00:00.000Z"),  # ahead of the clock, within the slack: no error
+        _sale("a", "2023-11-14T10:00:00.000Z"),  # the first sale sent again
+    ]
+    out, _ = judge(lines, [None] * 4, [str(i) for i in range(4)], store.get)
+    rejected = [json.loads(r) for r in out["rejected"]]
+    assert [r["error_code"] for r in rejected] == ["event_time_in_future"]
+    assert "9999-12-31" in rejected[0]["error"] and "24 h" in rejected[0]["error"]
+    assert out["duplicates"] == [b"a"]
+    assert [json.loads(r)["event_id"] for r in out["clean"]] == ["a", "soon"]
+
+
+def test_the_duplicate_map_of_an_item_is_capped():
+    judge, store = Judge(Detector(dedup_max_ids=3), "memory", clock=lambda: 1_700_000_000.0), {}
+    lines = [_sale(f"e{i}", f"2023-11-14T10:00:0{i}.000Z") for i in range(6)]
+    _, states = judge(lines, [None] * 6, [None] * 6, store.get)
+    assert list(states["i1"].seen) == ["e3", "e4", "e5"]

@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from forecast_orchestrator.backends import backoff
+from forecast_orchestrator.backends import RetryableStepError, backoff
 from forecast_orchestrator.state_machine import ASL_PATH, asl_json, definition, run_local
 
 
@@ -26,7 +26,7 @@ def test_every_transition_targets_an_existing_state_and_every_task_can_fail_into
         targets.update(c["Next"] for c in state.get("Catch", []))
         if state["Type"] == "Task" and name != "RecordFailure":
             assert state["Catch"][0]["Next"] == "RecordFailure"
-            assert "ThrottlingException" in state["Retry"][0]["ErrorEquals"]
+            assert "RetryableStepError" in state["Retry"][0]["ErrorEquals"]
     assert targets <= set(states)
     assert set(states) - targets == {"StartRun"}
 
@@ -35,11 +35,18 @@ def throttled() -> ClientError:
     return ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "CreateAutoPredictor")
 
 
+def throttled_step() -> RetryableStepError:
+    """What the step Lambda raises (and Step Functions sees, by class name) when an AWS call is throttled."""
+    return RetryableStepError("train_predictor: ThrottlingException: slow down")
+
+
 class Steps:
     """A scripted step function: records the calls, polls twice before training is done."""
 
-    def __init__(self, fail_step=None, throttle_times=0, duplicate=False):
+    def __init__(self, fail_step=None, throttle_times=0, duplicate=False, error=throttled_step):
         self.calls = []
+        self.payloads = []
+        self.error = error
         self.fail_step = fail_step
         self.throttle_times = throttle_times
         self.duplicate = duplicate
@@ -48,11 +55,12 @@ class Steps:
     def __call__(self, payload):
         step, run = payload["step"], dict(payload["run"])
         self.calls.append(step)
+        self.payloads.append(payload)
         if step == self.fail_step:
             raise ValueError(f"{step} broke")
         if step == "train_predictor" and self.throttle_times:
             self.throttle_times -= 1
-            raise throttled()
+            raise self.error()
         if step == "start_run":
             return {**run, "duplicate": self.duplicate}
         if step in ("train_predictor", "check_training"):
@@ -124,3 +132,45 @@ def test_unknown_step_is_a_clear_error(bad):
 
     with pytest.raises(ValueError, match="unknown step 'nope'"):
         dispatch(bad, rt=None)
+
+
+def test_a_botocore_error_code_is_not_what_step_functions_matches():
+    """A Lambda reports an exception's class name: a raw ClientError is "ClientError", whatever its code, and is not
+    retried on AWS; the local interpreter matches the same way."""
+    steps = Steps(throttle_times=1, error=throttled)
+    status, out = run_local(steps, {}, max_wait_seconds=0)
+    assert status == "FAILED" and steps.calls.count("train_predictor") == 1
+    assert out["error"]["Error"] == "ClientError"
+
+
+def test_every_retried_error_name_is_one_a_step_lambda_reports():
+    from forecast_orchestrator import handlers
+
+    for state in definition()["States"].values():
+        for retrier in state.get("Retry", []):
+            for name in retrier["ErrorEquals"]:
+                assert name.startswith("Lambda.") or issubclass(getattr(handlers, name), Exception), name
+
+
+def test_a_throttled_aws_call_in_a_step_reaches_step_functions_as_a_retryable_error(tmp_path):
+    import boto3
+    from botocore.stub import Stubber
+
+    from core.object_store import LocalObjectStore
+    from core.settings import Settings
+    from forecast_orchestrator.handlers import Runtime, dispatch
+
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+    stub = Stubber(dynamodb)
+    stub.add_client_error("update_item", "ProvisionedThroughputExceededException", "slow down")
+    stub.activate()
+    rt = Runtime(Settings(data_root=tmp_path), LocalObjectStore(tmp_path), lambda service: dynamodb, backend=None)
+    with pytest.raises(RetryableStepError, match="record_failure: ProvisionedThroughputExceededException"):
+        dispatch({"step": "record_failure", "run": {"run_id": "r1", "error": {"Error": "x"}}}, rt)
+
+
+def test_start_run_gets_the_execution_id_from_the_context_object():
+    steps = Steps(duplicate=True)
+    run_local(steps, {"manifest_key": "m"}, max_wait_seconds=0, execution_id="arn:aws:states:eu-west-1:1:execution:x:1")
+    assert steps.payloads[0]["execution_id"] == "arn:aws:states:eu-west-1:1:execution:x:1"
+    assert definition()["TimeoutSeconds"] == 48 * 3600  # an execution never outlives its run claim
