@@ -15,6 +15,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.holidays import DEFAULT_COUNTRY, check_country
 
+# Landed table (core/tables.py) -> the suffix of the Kinesis stream that carries its rows from the split to Firehose.
+LANDING_STREAMS = {
+    "sales": "sales-clean",
+    "outliers": "sales-outliers",
+    "rejected": "split-rejected",
+    "products": "product-events",
+    "campaigns": "campaign-events",
+}
+
 
 @dataclass(frozen=True)
 class ResourceNames:
@@ -29,15 +38,19 @@ class ResourceNames:
 
     @property
     def sales_clean_stream(self) -> str:
-        return f"{self.prefix}-sales-clean"
+        return self.landing_stream("sales")
 
     @property
     def sales_outliers_stream(self) -> str:
-        return f"{self.prefix}-sales-outliers"
+        return self.landing_stream("outliers")
+
+    def landing_stream(self, table: str) -> str:
+        """The Kinesis stream the split writes a landed table's rows to on AWS (its Firehose lands them)."""
+        return f"{self.prefix}-{LANDING_STREAMS[table]}"
 
     @property
     def streams(self) -> tuple[str, ...]:
-        return (self.sales_events_stream, self.sales_clean_stream, self.sales_outliers_stream)
+        return (self.sales_events_stream, *(self.landing_stream(t) for t in LANDING_STREAMS))
 
     def bucket(self, role: str) -> str:
         if role not in BUCKET_ROLES:

@@ -3,8 +3,8 @@
 One job graph (`build_split`) for every runtime; only sources and sinks differ:
 - local / tests: the filesystem table source of JSON lines (optionally monitored) and FileSinks under
   <out>/{clean,...}/;
-- AWS Managed Flink: the Kinesis table source and Kinesis / S3 sinks, configured from the application's
-  property groups.
+- AWS Managed Flink: the Kinesis table source and one Kinesis sink per landed table (flink_jobs.properties.AWS_SINKS),
+  configured from the application's property groups.
 
 Graph: source table (raw line; event time and watermarks with bounded out-of-orderness, computed in the JVM)
 -> item bucket (read from the line in the JVM) -> MicroBatcher (JVM, flink_jobs/java: lines grouped by
@@ -12,8 +12,8 @@ bucket) -> key by bucket -> parse and detect a batch (one Python operator, `Judg
 `rejected` side output; MapState with TTL holding each item's flink_jobs.detector.ItemState; duplicates,
 outliers, reference events to side outputs, one block of JSON lines per output and batch) -> sinks.
 Checkpoints are exactly-once; locally the FileSink commits part files on checkpoints, so a restarted job
-(execution.state-recovery.path) neither loses nor repeats output records. On AWS the Kinesis sinks are at least
-once (see aws_job).
+(execution.state-recovery.path) neither loses nor repeats output records. On AWS every output goes to a Kinesis
+stream that Firehose lands; those sinks are at least once (see aws_job).
 """
 
 from __future__ import annotations
@@ -279,18 +279,21 @@ def read_properties(path: str = APPLICATION_PROPERTIES) -> dict[str, dict[str, s
 
 
 def aws_job(props: dict[str, str]):  # pragma: no cover - needs the Kinesis connector jar (RUN_OPTIONS["jarfile"])
-    """Kinesis in, Kinesis (clean, outliers) and S3 file sinks (rejected, reference) out; same graph.
+    """Kinesis in; one Kinesis stream per landed table out (properties.AWS_SINKS), each landed by its Firehose with the
+    table's parquet schema and partitions, as the local landing does; same graph.
+
+    The source is the SQL connector's `kinesis-legacy` table (flink-sql-connector-kinesis 5.x+): of the
+    two, only it exposes the shard-id / sequence-number metadata that rejected records carry.
 
     A first start (no snapshot) reads the stream from its oldest record (TRIM_HORIZON): records pushed before the
     application ran are not skipped. A start without a snapshot may so read records again, and the Kinesis sinks are
     at least once: the readers deduplicate by event_id (the dataset build, the `*_once` views, the enrichment).
-
-    The source is the SQL connector's `kinesis-legacy` table (flink-sql-connector-kinesis 5.x+): of the
-    two, only it exposes the shard-id / sequence-number metadata that rejected records carry."""
-    from pyflink.common.serialization import Encoder, SimpleStringSchema
-    from pyflink.datastream.connectors.file_system import FileSink, RollingPolicy
+    """
+    from pyflink.common.serialization import SimpleStringSchema
     from pyflink.datastream.connectors.kinesis import KinesisStreamsSink, PartitionKeyGenerator
     from pyflink.table import StreamTableEnvironment
+
+    from flink_jobs.properties import AWS_SINKS
 
     config = JobConfig(
         out_of_orderness_s=int(props.get("out_of_orderness.seconds", 300)),
@@ -314,21 +317,29 @@ def aws_job(props: dict[str, str]):  # pragma: no cover - needs the Kinesis conn
     ) WITH ('connector' = 'kinesis-legacy', 'stream' = '{props["input.stream"]}',
             'aws.region' = '{props["aws.region"]}', 'scan.stream.initpos' = 'TRIM_HORIZON', 'format' = 'raw')""")
     streams = build_split(tenv, config)
-    for name, stream_key in (("clean", "clean.stream"), ("outliers", "outliers.stream")):
+    records = {output: one_per_record(streams[output]) for output, _, _ in AWS_SINKS.values()}
+    for key, (output, event_type, table) in AWS_SINKS.items():
         sink = (
             KinesisStreamsSink.builder()
             .set_kinesis_client_properties(region)
             .set_serialization_schema(SimpleStringSchema())
             .set_partition_key_generator(PartitionKeyGenerator.random())
-            .set_stream_name(props[stream_key])
+            .set_stream_name(props[key])
             .build()
         )
-        one_per_record(streams[name]).sink_to(sink).name(f"{name}-sink").uid(f"{name}-sink")
-    for name, path_key in (("rejected", "rejected.path"), ("reference", "reference.path")):
-        sink = FileSink.for_row_format(props[path_key], Encoder.simple_string_encoder())
-        sink = sink.with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy()).build()
-        streams[name].sink_to(sink).name(f"{name}-sink").uid(f"{name}-sink")
+        stream = records[output]
+        if event_type is not None:
+            stream = stream.filter(is_event_type(event_type)).name(f"{table}-only").uid(f"{table}-only")
+        # clean and outliers keep their operator ids (a snapshot restores into them); the others were file sinks
+        uid = f"{output}-sink" if output in ("clean", "outliers") else f"{table}-stream-sink"
+        stream.sink_to(sink).name(f"{table}-sink").uid(uid)
     return env
+
+
+def is_event_type(event_type: str):
+    """A filter of reference records (JSON lines as the Judge writes them) by event type."""
+    needle = f'"event_type":"{event_type}"'
+    return lambda line: needle in line
 
 
 def main() -> None:  # pragma: no cover - the Managed Flink entry point (properties.RUN_OPTIONS["python"])

@@ -18,11 +18,24 @@ PROPERTIES: dict[str, str] = {
     "input.stream": "Kinesis stream of raw sales/product/campaign events and DMS CDC records",
     "clean.stream": "Kinesis stream for clean sales (Firehose lands it in the staged bucket)",
     "outliers.stream": "Kinesis stream for outliers (Firehose lands it in the analysis bucket)",
-    "rejected.path": "s3:// prefix for rejected records (JSON lines, with reason)",
-    "reference.path": "s3:// prefix for product and campaign events (staged bucket)",
+    "rejected.stream": "Kinesis stream for rejected records, with reason (Firehose lands it in the rejected bucket)",
+    "products.stream": "Kinesis stream for product events (Firehose lands it in the staged bucket)",
+    "campaigns.stream": "Kinesis stream for campaign events (Firehose lands it in the staged bucket)",
     "dedup.ttl.hours": "how long an event_id is remembered for duplicate detection",
     "out_of_orderness.seconds": "bounded out-of-orderness of the event-time watermark",
     "batch.records": "lines a batch for the Python operator holds at most (per item bucket)",
     "batch.ms": "a batch goes to the Python operator at the latest this many ms after its first line",
     "outlier.thresholds": "JSON object overriding the outlier split's thresholds (core.settings.OutlierSettings)",
+}
+
+# Where each output of the split goes on AWS: property naming its Kinesis stream -> (split output, event_type of the
+# reference events it carries or None for all, the landed table its Firehose writes). The local landing
+# (streaming/landing.py) routes the same outputs to the same tables; tests/unit/test_infra_names.py checks both and the
+# templates' streams, Firehose prefixes and schemas against this.
+AWS_SINKS: dict[str, tuple[str, str | None, str]] = {
+    "clean.stream": ("clean", None, "sales"),
+    "outliers.stream": ("outliers", None, "outliers"),
+    "rejected.stream": ("rejected", None, "rejected"),
+    "products.stream": ("reference", "product", "products"),
+    "campaigns.stream": ("reference", "campaign", "campaigns"),
 }

@@ -193,7 +193,10 @@ def render_terraform() -> str:
     out.append(f"  partition_projection = {_hcl_inline(sales.projection())}")
     out.append(f"  partition_path       = {_hcl('/'.join(f'{k}=${{{k}}}' for k in sales.partitions))}")
     out.append(f"  partition_keys       = {_hcl(sales.firehose_prefix.removeprefix(sales.prefix + '/').rstrip('/'))}")
-    out.append(f"  event_time_jq        = {_hcl(sales.firehose_jq)}")
+    out.append("  landing_jq = {")
+    for name, landed in LANDED.items():
+        out.append(f"    {name} = {_hcl(landed.firehose_jq)}")
+    out.append("  }")
     out.append("")
     out.append(f"  flink_run_options_group = {_hcl(properties.RUN_OPTIONS_GROUP)}")
     out.append("  flink_run_options = {")

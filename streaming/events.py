@@ -49,6 +49,9 @@ class EventError(ValueError):
         self.code = code
 
 
+MAX_REJECTED_RAW = 128 * 1024  # bytes of a rejected record's raw text kept in its REJECTED row
+
+
 @dataclass(frozen=True)
 class Rejection:
     error_code: str
@@ -56,16 +59,22 @@ class Rejection:
     raw: bytes
 
     def to_record(self, source: str, shard_id: str | None = None, sequence_number: str | None = None) -> dict:
-        """The REJECTED contract row: raw kept as text when it is UTF-8, else base64."""
+        """The REJECTED contract row: raw kept as text when it is UTF-8, else base64. A raw record longer than
+        MAX_REJECTED_RAW bytes keeps its first MAX_REJECTED_RAW (the error says so): the row must fit in one Kinesis
+        record (1 MiB) on its way to Firehose, even when every character needs a JSON escape."""
         try:
             raw, encoding = self.raw.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
-            raw, encoding = base64.b64encode(self.raw).decode("ascii"), "base64"
+            raw, encoding = base64.b64encode(self.raw[:MAX_REJECTED_RAW]).decode("ascii"), "base64"
+        error = self.error
+        if len(self.raw) > MAX_REJECTED_RAW:
+            raw = raw[:MAX_REJECTED_RAW] if encoding == "utf-8" else raw
+            error = f"{error} (raw: the first {MAX_REJECTED_RAW:,} characters of {len(self.raw):,} bytes)"
         return {
             "raw": raw,
             "raw_encoding": encoding,
             "error_code": self.error_code,
-            "error": self.error,
+            "error": error,
             "source": source,
             "shard_id": shard_id,
             "sequence_number": sequence_number,

@@ -38,6 +38,12 @@ _SOURCES: dict[str, Table | None] = {
 _REFERENCE = {"product": PRODUCTS, "campaign": CAMPAIGNS}
 
 
+def table_for(output: str, event_type: str | None = None) -> Table:
+    """The table a split output's records land in (reference records by their event_type)."""
+    table = _SOURCES[output]
+    return table if table is not None else _REFERENCE[event_type or ""]
+
+
 LANDED_STATE = "_landed.json"
 BATCH_LINES = 250_000  # lines per landing batch: one object per table and month partition each
 

@@ -84,7 +84,13 @@ locals {
   partition_projection = { "projection.enabled" = "true", "projection.year.type" = "integer", "projection.year.range" = "2000,2099", "projection.year.digits" = "4", "projection.month.type" = "integer", "projection.month.range" = "1,12", "projection.month.digits" = "2" }
   partition_path       = "year=$${year}/month=$${month}"
   partition_keys       = "year=!{partitionKeyFromQuery:year}/month=!{partitionKeyFromQuery:month}"
-  event_time_jq        = "{year: .event_time[0:4], month: .event_time[5:7]}"
+  landing_jq = {
+    sales = "{year: .event_time[0:4], month: .event_time[5:7]}"
+    outliers = "{year: .event_time[0:4], month: .event_time[5:7]}"
+    rejected = "{year: .rejected_at[0:4], month: .rejected_at[5:7]}"
+    products = "{year: .event_time[0:4], month: .event_time[5:7]}"
+    campaigns = "{year: .event_time[0:4], month: .event_time[5:7]}"
+  }
 
   flink_run_options_group = "kinesis.analytics.flink.run.options"
   flink_run_options = {
@@ -92,7 +98,7 @@ locals {
     "jarfile" = "lib/flink-sql-connector-kinesis.jar"
   }
   flink_property_group = "DemandPipeline"
-  flink_property_keys  = ["aws.region", "batch.ms", "batch.records", "clean.stream", "dedup.ttl.hours", "input.stream", "out_of_orderness.seconds", "outlier.thresholds", "outliers.stream", "reference.path", "rejected.path"]
+  flink_property_keys  = ["aws.region", "batch.ms", "batch.records", "campaigns.stream", "clean.stream", "dedup.ttl.hours", "input.stream", "out_of_orderness.seconds", "outlier.thresholds", "outliers.stream", "products.stream", "rejected.stream"]
 
   # forecast_orchestrator/state_machine.py definition(). The string $${ForecastStepFunctionArn} is the
   # literal ${ForecastStepFunctionArn}; main.tf replaces it with the orchestrator Lambda's ARN.

@@ -100,7 +100,7 @@ locals {
 # ------------------------------------------------------------------ Flink
 resource "aws_iam_role" "flink" {
   name               = "${var.prefix}-flink-outlier-split"
-  description        = "Outlier split application - reads sales-events, writes sales-clean/sales-outliers and rejected records."
+  description        = "Outlier split application - reads sales-events, writes one stream per landed table."
   assume_role_policy = data.aws_iam_policy_document.assume["flink"].json
 }
 
@@ -120,18 +120,7 @@ data "aws_iam_policy_document" "flink" {
   statement {
     sid       = "WriteOutputs"
     actions   = ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:ListShards", "kinesis:PutRecord", "kinesis:PutRecords"]
-    resources = [aws_kinesis_stream.this["sales-clean"].arn, aws_kinesis_stream.this["sales-outliers"].arn]
-  }
-  statement {
-    sid     = "WriteRejectedAndReference"
-    actions = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
-    resources = ["${local.bucket_arn["rejected"]}/rejected/*", "${local.bucket_arn["staged"]}/products/*",
-    "${local.bucket_arn["staged"]}/campaigns/*"]
-  }
-  statement {
-    sid       = "ListRejectedAndReference"
-    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
-    resources = [local.bucket_arn["rejected"], local.bucket_arn["staged"]]
+    resources = [for stream in keys(local.landings) : aws_kinesis_stream.this[stream].arn]
   }
   statement {
     sid       = "UseDataKey"
@@ -170,7 +159,7 @@ resource "aws_iam_role_policy" "flink" {
 # ------------------------------------------------------------------ Firehose
 resource "aws_iam_role" "firehose" {
   name               = "${var.prefix}-firehose-landing"
-  description        = "Firehose landing - reads sales-clean/sales-outliers, converts with the Glue schema, writes staged/analysis."
+  description        = "Firehose landing - reads the split's output streams, converts with the Glue schemas, writes staged/analysis/rejected."
   assume_role_policy = data.aws_iam_policy_document.assume["firehose"].json
 }
 
@@ -178,22 +167,22 @@ data "aws_iam_policy_document" "firehose" {
   statement {
     sid       = "ReadStreams"
     actions   = ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards"]
-    resources = [aws_kinesis_stream.this["sales-clean"].arn, aws_kinesis_stream.this["sales-outliers"].arn]
+    resources = [for stream in keys(local.landings) : aws_kinesis_stream.this[stream].arn]
   }
   statement {
     sid       = "WriteObjects"
     actions   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
-    resources = ["${local.bucket_arn["staged"]}/*", "${local.bucket_arn["analysis"]}/*"]
+    resources = ["${local.bucket_arn["staged"]}/*", "${local.bucket_arn["analysis"]}/*", "${local.bucket_arn["rejected"]}/*"]
   }
   statement {
     sid       = "ListBuckets"
     actions   = ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"]
-    resources = [local.bucket_arn["staged"], local.bucket_arn["analysis"]]
+    resources = [local.bucket_arn["staged"], local.bucket_arn["analysis"], local.bucket_arn["rejected"]]
   }
   statement {
     sid       = "ReadSchema"
     actions   = ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"]
-    resources = [local.glue_catalog, local.glue_db_arn, "${local.glue_tables_arn}/sales", "${local.glue_tables_arn}/outliers"]
+    resources = concat([local.glue_catalog, local.glue_db_arn], [for l in values(local.landings) : "${local.glue_tables_arn}/${l.table}"])
   }
   statement {
     sid       = "UseDataKey"

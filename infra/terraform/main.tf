@@ -13,7 +13,10 @@ locals {
   streams = {
     "sales-events"   = "${var.prefix}-sales-events"
     "sales-clean"    = "${var.prefix}-sales-clean"
-    "sales-outliers" = "${var.prefix}-sales-outliers"
+    "sales-outliers"  = "${var.prefix}-sales-outliers"
+    "split-rejected"  = "${var.prefix}-split-rejected"
+    "product-events"  = "${var.prefix}-product-events"
+    "campaign-events" = "${var.prefix}-campaign-events"
   }
 
   # core.settings.BUCKET_ROLES -> ResourceNames.bucket(role); lifecycle per role.
@@ -46,9 +49,13 @@ locals {
   }
 
   # Firehose landings: stream -> bucket, table and prefix (core/tables.py firehose_prefix).
+  # The split writes one stream per landed table (flink_jobs/properties.py AWS_SINKS).
   landings = {
-    "sales-clean"    = { bucket = "staged", table = "sales", prefix = "sales" }
-    "sales-outliers" = { bucket = "analysis", table = "outliers", prefix = "outliers" }
+    "sales-clean"     = { bucket = "staged", table = "sales", prefix = "sales" }
+    "sales-outliers"  = { bucket = "analysis", table = "outliers", prefix = "outliers" }
+    "split-rejected"  = { bucket = "rejected", table = "rejected", prefix = "rejected" }
+    "product-events"  = { bucket = "staged", table = "products", prefix = "products" }
+    "campaign-events" = { bucket = "staged", table = "campaigns", prefix = "campaigns" }
   }
   error_layout   = "!{firehose:error-output-type}/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}"
 
@@ -58,8 +65,9 @@ locals {
     "input.stream"             = aws_kinesis_stream.this["sales-events"].name
     "clean.stream"             = aws_kinesis_stream.this["sales-clean"].name
     "outliers.stream"          = aws_kinesis_stream.this["sales-outliers"].name
-    "rejected.path"            = "s3://${aws_s3_bucket.data["rejected"].bucket}/rejected/"
-    "reference.path"           = "s3://${aws_s3_bucket.data["staged"].bucket}/"
+    "rejected.stream"          = aws_kinesis_stream.this["split-rejected"].name
+    "products.stream"          = aws_kinesis_stream.this["product-events"].name
+    "campaigns.stream"         = aws_kinesis_stream.this["campaign-events"].name
     "dedup.ttl.hours"          = tostring(var.dedup_ttl_hours)
     "out_of_orderness.seconds" = tostring(var.out_of_orderness_seconds)
     "batch.records"            = tostring(var.flink_batch_records)
@@ -470,7 +478,7 @@ resource "aws_kinesis_firehose_delivery_stream" "landing" {
         type = "MetadataExtraction"
         parameters {
           parameter_name  = "MetadataExtractionQuery"
-          parameter_value = local.event_time_jq
+          parameter_value = local.landing_jq[each.value.table]
         }
         parameters {
           parameter_name  = "JsonParsingEngine"
@@ -481,7 +489,7 @@ resource "aws_kinesis_firehose_delivery_stream" "landing" {
 
     data_format_conversion_configuration {
       enabled = true
-      # event_time is written as yyyy-MM-ddTHH:mm:ss.SSSZ (streaming/events.py); Joda pattern for Hive JSON SerDe.
+      # Timestamps are written as yyyy-MM-ddTHH:mm:ss.SSSZ (streaming/events.py); Joda pattern for Hive JSON SerDe.
       input_format_configuration {
         deserializer {
           hive_json_ser_de {

@@ -111,7 +111,8 @@ def moto_deployable(template: dict[str, Any]) -> tuple[dict[str, Any], set[str]]
         # moto 5.2.5 reads only DefinitionString; Definition + DefinitionSubstitutions is the same as this Fn::Sub.
         if resource["Type"] == "AWS::StepFunctions::StateMachine" and "Definition" in resource["Properties"]:
             props = resource["Properties"]
-            definition = json.dumps(props.pop("Definition"))
+            # moto's Fn::Sub is string.Template, whose "$$" means "$": keep the context object's "$$." paths.
+            definition = json.dumps(props.pop("Definition")).replace("$$", "$$$$")
             props["DefinitionString"] = {"Fn::Sub": [definition, props.pop("DefinitionSubstitutions", {})]}
     copy = dict(template, Resources=kept)
     copy.pop("Outputs", None)  # outputs may name dropped resources

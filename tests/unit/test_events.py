@@ -334,3 +334,20 @@ def test_error_messages_stay_short_for_huge_values() -> None:
 def test_format_time_is_utc_milliseconds() -> None:
     ts = datetime(2024, 3, 1, 1, 2, 3, 456789, tzinfo=timezone(timedelta(hours=-5)))
     assert format_time(ts) == "2024-03-01T06:02:03.456Z"
+
+
+@pytest.mark.parametrize("poison", ["\x00", "é", b"\xff"])
+def test_a_rejected_row_fits_in_one_kinesis_record_however_large_or_odd_the_input(poison) -> None:
+    """On AWS rejected rows travel through Kinesis (1 MiB a record) to Firehose: a 1 MiB record of characters that
+    each need a JSON escape must still give a row under 1 MiB, which says it was cut."""
+    raw = (
+        poison * (1024 * 1024 // len(poison))
+        if isinstance(poison, bytes)
+        else (poison * 1024 * 1024).encode()[: 1 << 20]
+    )
+    rejection = parse_record(raw)
+    assert isinstance(rejection, Rejection)
+    record = rejection.to_record("stream")
+    assert len(json.dumps(record).encode()) < 1024 * 1024
+    assert "raw: the first 131,072 characters of 1,048,576 bytes" in record["error"]
+    REJECTED_SCHEMA.validate(record)

@@ -123,11 +123,11 @@ def test_flink_property_groups_are_those_the_job_reads():
     assert set(groups[properties.PROPERTY_GROUP]) == set(properties.PROPERTIES)
     assert set(groups) == {properties.RUN_OPTIONS_GROUP, properties.PROPERTY_GROUP}
     streams = groups[properties.PROPERTY_GROUP]
-    assert [resolve(streams[k]) for k in ("input.stream", "clean.stream", "outliers.stream")] == [
-        "<SalesEventsStream>",
-        "<SalesCleanStream>",
-        "<SalesOutliersStream>",
-    ]
+    assert resolve(streams["input.stream"]) == "<SalesEventsStream>"
+    by_logical = {k: resolve(r["Name"]) for k, r in resources("AWS::Kinesis::Stream").items()}
+    for key, (_, _, table) in properties.AWS_SINKS.items():  # each output's stream is its table's landing stream
+        logical = streams[key]["Ref"]
+        assert by_logical[logical] == NAMES.landing_stream(table), key
 
 
 def test_glue_tables_follow_the_contracts_and_the_landing_layout():
@@ -144,18 +144,57 @@ def test_glue_tables_follow_the_contracts_and_the_landing_layout():
         assert location == f"s3://${{{bucket_logical[landing.bucket_role]}}}/{landing.prefix}/"
 
 
-def test_firehose_lands_clean_and_outliers_with_the_landing_prefixes():
+def _delivery_table(delivery: dict[str, Any]) -> str:
+    logical = delivery["ExtendedS3DestinationConfiguration"]["DataFormatConversionConfiguration"]["SchemaConfiguration"]
+    return template()["Resources"][logical["TableName"]["Ref"]]["Properties"]["TableInput"]["Name"]
+
+
+def test_every_output_of_the_aws_job_reaches_its_table_as_parquet_in_the_landing_layout():
+    """The AWS job writes each output to a stream (properties.AWS_SINKS); that stream's Firehose must read it, convert
+    it with the table's schema, and write the table's bucket and prefix: what the local landing writes for the same
+    output (streaming/landing.py), and what the Glue build and Athena read."""
+    from streaming.landing import table_for
+
     deliveries = resources("AWS::KinesisFirehose::DeliveryStream")
     by_stream = {resolve(d["DeliveryStreamName"]): d for d in deliveries.values()}
-    assert set(by_stream) == {NAMES.sales_clean_stream, NAMES.sales_outliers_stream}
-    for stream, landing in ((NAMES.sales_clean_stream, "sales"), (NAMES.sales_outliers_stream, "outliers")):
-        s3 = by_stream[stream]["ExtendedS3DestinationConfiguration"]
-        assert s3["Prefix"] == LANDED[landing].firehose_prefix
+    assert set(by_stream) == {NAMES.landing_stream(table) for _, _, table in properties.AWS_SINKS.values()}
+    bucket_logical = {"staged": "StagedBucket", "analysis": "AnalysisBucket", "rejected": "RejectedBucket"}
+    for output, event_type, table in properties.AWS_SINKS.values():
+        assert table_for(output, event_type).name == table  # the local landing routes it to the same table
+        delivery = by_stream[NAMES.landing_stream(table)]
+        source = delivery["KinesisStreamSourceConfiguration"]["KinesisStreamARN"]["Fn::GetAtt"][0]
+        assert resolve(template()["Resources"][source]["Properties"]["Name"]) == NAMES.landing_stream(table)
+        s3 = delivery["ExtendedS3DestinationConfiguration"]
+        assert s3["BucketARN"] == {"Fn::GetAtt": [bucket_logical[LANDED[table].bucket_role], "Arn"]}, table
+        assert s3["Prefix"] == LANDED[table].firehose_prefix
+        assert _delivery_table(delivery) == table
         assert "!{firehose:error-output-type}" in s3["ErrorOutputPrefix"]
         conversion = s3["DataFormatConversionConfiguration"]
         assert conversion["Enabled"] is True
         assert "ParquetSerDe" in conversion["OutputFormatConfiguration"]["Serializer"]
         assert s3["BufferingHints"]["SizeInMBs"] == {"Ref": "FirehoseBufferMB"}
+        (query,) = [p["ParameterValue"] for proc in s3["ProcessingConfiguration"]["Processors"]
+                    for p in proc["Parameters"] if p["ParameterName"] == "MetadataExtractionQuery"]  # fmt: skip
+        assert query == LANDED[table].firehose_jq, table
+
+
+def test_the_roles_let_each_output_travel_its_way_and_no_further():
+    roles = {k: r for k, r in resources("AWS::IAM::Role").items()}
+
+    def allowed(role: str, sid: str) -> list:
+        (statement,) = [s for p in roles[role]["Policies"] for s in p["PolicyDocument"]["Statement"] if s["Sid"] == sid]
+        return statement["Resource"]
+
+    streams = sorted(
+        k for k, r in resources("AWS::Kinesis::Stream").items() if resolve(r["Name"]) != NAMES.sales_events_stream
+    )
+    assert sorted(r["Fn::GetAtt"][0] for r in allowed("FlinkRole", "WriteOutputs")) == streams
+    assert sorted(r["Fn::GetAtt"][0] for r in allowed("FirehoseRole", "ReadStreams")) == streams
+    flink_actions = {a for p in roles["FlinkRole"]["Policies"] for s in p["PolicyDocument"]["Statement"]
+                     for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}  # fmt: skip
+    assert not {a for a in flink_actions if a.startswith("s3:Put")}  # the job writes no object itself
+    schemas = {resolve(r).rsplit("/", 1)[-1] for r in allowed("FirehoseRole", "ReadSchema")}
+    assert {table for _, _, table in properties.AWS_SINKS.values()} <= schemas
 
 
 def test_no_role_allows_every_action_on_every_resource():
@@ -250,11 +289,18 @@ def test_terraform_flink_properties_and_columns_match_the_code():
     assert _one(app["runtime_environment"]) == "FLINK-2_3"
 
 
-def test_terraform_firehose_prefixes_are_the_landing_prefixes():
+def test_terraform_lands_every_output_of_the_aws_job_in_its_table():
     local = terraform()["locals"]
-    for stream, landing in (("sales-clean", "sales"), ("sales-outliers", "outliers")):
-        rendered = f"{local['landings'][stream]['prefix']}/{local['partition_keys']}/"
-        assert rendered == LANDED[landing].firehose_prefix
+    assert set(local["streams"]) == {s.removeprefix("demand-") for s in NAMES.streams}
+    by_table = {landing["table"]: (stream, landing) for stream, landing in local["landings"].items()}
+    assert set(by_table) == {table for _, _, table in properties.AWS_SINKS.values()}
+    for key, (_, _, table) in properties.AWS_SINKS.items():
+        stream, landing = by_table[table]
+        assert tf_render(local["streams"][stream]) == NAMES.landing_stream(table)
+        assert local["flink_properties"][key] == f'${{aws_kinesis_stream.this["{stream}"].name}}'
+        assert landing["bucket"] == LANDED[table].bucket_role
+        assert f"{landing['prefix']}/{local['partition_keys']}/" == LANDED[table].firehose_prefix
+        assert local["landing_jq"][table] == LANDED[table].firehose_jq
 
 
 # CloudFormation type -> Terraform type(s) describing the same thing.
@@ -366,8 +412,7 @@ def test_firehose_extracts_the_partition_keys_the_tables_have():
         for p in proc["Parameters"]
         if p["ParameterName"] == "MetadataExtractionQuery"
     ]
-    assert queries == [LANDED["sales"].firehose_jq, LANDED["outliers"].firehose_jq]
-    assert terraform()["locals"]["event_time_jq"] == LANDED["sales"].firehose_jq
+    assert sorted(queries) == sorted(LANDED[t].firehose_jq for _, _, t in properties.AWS_SINKS.values())
 
 
 # --------------------------------------------------------------------------------------------- state machine

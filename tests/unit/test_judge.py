@@ -83,3 +83,18 @@ def test_the_duplicate_map_of_an_item_is_capped():
     lines = [_sale(f"e{i}", f"2023-11-14T10:00:0{i}.000Z") for i in range(6)]
     _, states = judge(lines, [None] * 6, [None] * 6, store.get)
     assert list(states["i1"].seen) == ["e3", "e4", "e5"]
+
+
+def test_the_aws_job_routes_every_reference_record_to_its_table_by_its_event_type(lines):
+    """On AWS the reference output is split into the products and campaigns streams by a filter on the Judge's JSON
+    lines: every reference record passes exactly one, the one of its event type."""
+    from flink_jobs.outlier_split import is_event_type
+    from flink_jobs.properties import AWS_SINKS
+
+    reference = [r.decode() for r in judge_in_batches(lines, 500)["reference"]]
+    filters = {table: is_event_type(kind) for output, kind, table in AWS_SINKS.values() if output == "reference"}
+    assert set(filters) == {"products", "campaigns"}
+    for line in reference:
+        passed = [table for table, keep in filters.items() if keep(line)]
+        assert passed == [json.loads(line)["event_type"] + "s"], line
+    assert {json.loads(line)["event_type"] for line in reference} == {"product", "campaign"}
