@@ -70,8 +70,9 @@ def create_app(
             raise HTTPException(404, f"no forecast for item {item_id!r} in the latest run")
         payload: dict[str, Any] = {"item_id": item_id, "forecast": rows, "history": layer.history(item_id)}
         payload["expires_at"] = cache.put(item_id, payload, cached.generation)
-        response.headers["X-Cache"] = "miss"
-        return {**payload, "cache": "miss"}
+        state = "miss" if payload["expires_at"] is not None else "bypass"  # bypass: not cached (unavailable, too big)
+        response.headers["X-Cache"] = state
+        return {**payload, "cache": state}
 
     @app.get("/outliers", dependencies=guarded, tags=["outliers"])
     def outliers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 
@@ -282,3 +283,23 @@ def test_athena_mode_queries_athena_and_caches_in_dynamodb(moto_server, tmp_path
     second = client.get("/items/A/forecast")
     assert second.json()["cache"] == "hit" and second.json()["forecast"] == body["forecast"]
     assert len(_queries(athena, settings)) == 3  # a hit asks DynamoDB only
+
+
+def test_dynamodb_down_the_api_answers_from_the_query_layer(served):
+    """The cache is an optimisation: with DynamoDB unreachable the API answers the same forecast, uncached."""
+    up = TestClient(create_app(served)).get("/items/A/forecast").json()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once the socket closes
+    down = served.model_copy(update={"endpoint_url": dead})
+    reply = TestClient(create_app(down)).get("/items/A/forecast")
+    assert reply.status_code == 200 and reply.headers["X-Cache"] == "bypass"
+    assert reply.json()["forecast"] == up["forecast"] and reply.json()["history"] == up["history"]
+
+
+def test_an_answer_too_big_for_a_dynamodb_item_is_served_not_cached(served):
+    from api.cache import ForecastCache
+
+    cache = ForecastCache(served)
+    assert cache.put("huge", {"forecast": ["x" * 1000] * 500}, generation=0) is None  # 500 KB > DynamoDB's 400 KB
+    assert cache.get("huge").payload is None

@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import ResourceNames
 from demand.cli import app
 from local_stack import stack as local_stack
 
@@ -40,7 +41,7 @@ def test_up_creates_everything_once_and_down_stops_the_server(stack, tmp_path):
 
     first = _run(*stack, "local", "up")
     assert first["started"] and local_stack.port_open(port)
-    assert len(first["created"]["streams"]) == 3 and len(first["created"]["tables"]) == 3
+    assert len(first["created"]["streams"]) == 6 and len(first["created"]["tables"]) == 3  # the streams AWS has
     assert len(first["created"]["buckets"]) == 7
     again = _run(*stack, "local", "up")
     assert not again["started"] and again["server"]["pid"] == first["server"]["pid"]
@@ -49,9 +50,7 @@ def test_up_creates_everything_once_and_down_stops_the_server(stack, tmp_path):
 
     status = _run(*stack, "local", "status")
     assert status["server"]["running"]
-    assert status["streams"] == {
-        f"stacktest-{s}": {"status": "ACTIVE", "shards": 2} for s in ("sales-events", "sales-clean", "sales-outliers")
-    }
+    assert status["streams"] == {name: {"status": "ACTIVE", "shards": 2} for name in ResourceNames("stacktest").streams}
     assert set(status["tables"].values()) == {"ACTIVE"} and len(status["tables"]) == 3
     assert status["topic"].endswith(":stacktest-forecast-notifications")
     assert status["glue_database"] == "stacktest"
