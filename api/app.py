@@ -43,7 +43,9 @@ def create_app(
         if api_key and not (given and secrets.compare_digest(given.encode(), api_key.encode())):
             raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
 
-    guarded = [Depends(check_key)]
+    # The key's header and its 401 are in the OpenAPI spec only when the API has a key: the spec says what the API does.
+    guarded = [Depends(check_key)] if api_key else []
+    denied: dict[int | str, dict[str, Any]] = {401: {"description": "missing or wrong X-API-Key"}} if api_key else {}
 
     @app.get("/health", tags=["meta"])
     def health() -> dict:
@@ -53,28 +55,38 @@ def create_app(
     def page() -> HTMLResponse:
         return HTMLResponse(PAGE.read_text())
 
-    @app.get("/items", dependencies=guarded, tags=["forecast"])
+    @app.get("/items", dependencies=guarded, responses=denied, tags=["forecast"])
     def items() -> dict:
         """Products with a forecast in the latest run."""
         return {"items": layer.items()}
 
-    @app.get("/items/{item_id}/forecast", dependencies=guarded, tags=["forecast"])
+    @app.get(
+        "/items/{item_id}/forecast",
+        dependencies=guarded,
+        responses={**denied, 404: {"description": "no forecast for the item in the latest run"}},
+        tags=["forecast"],
+    )
     def forecast(item_id: ItemId, response: Response) -> dict:
         """The latest run's p10/p50/p90 forecast of the product and its recent weekly demand."""
+        missing = f"no forecast for item {item_id!r} in the latest run"
         cached = cache.get(item_id)
         if cached.payload is not None:
+            if cached.payload.get("missing"):  # a 404 is cached too, until the next enriched run
+                raise HTTPException(404, missing, headers={"X-Cache": "hit"})
             response.headers["X-Cache"] = "hit"
             return {**cached.payload, "cache": "hit"}
         rows = layer.forecast(item_id)
         if not rows:
-            raise HTTPException(404, f"no forecast for item {item_id!r} in the latest run")
-        payload: dict[str, Any] = {"item_id": item_id, "forecast": rows, "history": layer.history(item_id)}
+            cache.put(item_id, {"missing": True}, cached.generation)
+            raise HTTPException(404, missing, headers={"X-Cache": "miss"})
+        until = min(r["forecast_date"] for r in rows)
+        payload: dict[str, Any] = {"item_id": item_id, "forecast": rows, "history": layer.history(item_id, until)}
         payload["expires_at"] = cache.put(item_id, payload, cached.generation)
         state = "miss" if payload["expires_at"] is not None else "bypass"  # bypass: not cached (unavailable, too big)
         response.headers["X-Cache"] = state
         return {**payload, "cache": state}
 
-    @app.get("/outliers", dependencies=guarded, tags=["outliers"])
+    @app.get("/outliers", dependencies=guarded, responses=denied, tags=["outliers"])
     def outliers(
         item_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
         store_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
@@ -86,7 +98,7 @@ def create_app(
         filters = {"item_id": item_id, "store_id": store_id, "outlier_code": code, "since": since}
         return {"outliers": layer.outliers(filters, limit)}
 
-    @app.get("/overview", dependencies=guarded, tags=["overview"])
+    @app.get("/overview", dependencies=guarded, responses=denied, tags=["overview"])
     def overview() -> dict:
         """Accuracy of every run and outlier counts by reason code (the dashboard's overview)."""
         return {"accuracy": layer.accuracy(), "outliers_by_code": layer.outliers_by_code()}

@@ -6,7 +6,7 @@ sqlglot, never by pasting raw text.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlglot import exp
@@ -52,10 +52,17 @@ class QueryLayer:
             f"FROM {self.db}.latest_forecast WHERE item_id = {literal(item_id)} ORDER BY location, forecast_date"
         )
 
-    def history(self, item_id: str, periods: int = 52) -> list[dict[str, Any]]:
+    def history(self, item_id: str, until: str, periods: int = 52) -> list[dict[str, Any]]:
+        """Weekly demand of the `periods` weeks before `until` (the forecast's first date): bounded in time and by the
+        month partitions, so a lookup reads a year of the sales table, not all of it."""
+        end = datetime.fromisoformat(until[:10])
+        start = end - timedelta(weeks=periods)
         rows = self.rows(
             f"SELECT date_trunc('week', event_time) AS period, sum(quantity) AS demand FROM {self.db}.sales_once "
-            f"WHERE item_id = {literal(item_id)} GROUP BY 1 ORDER BY 1 DESC LIMIT {int(periods)}"
+            f"WHERE item_id = {literal(item_id)} AND year BETWEEN '{start.year:04d}' AND '{end.year:04d}' "
+            f"AND event_time >= from_iso8601_timestamp({literal(start.isoformat())}) "
+            f"AND event_time < from_iso8601_timestamp({literal(end.isoformat())}) "
+            f"GROUP BY 1 ORDER BY 1 DESC LIMIT {int(periods)}"
         )
         return rows[::-1]
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 # Managed Flink starts a Python application from this group (its keys are fixed by the service).
 RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
-RUN_OPTIONS = {"python": "flink_jobs/outlier_split.py", "jarfile": "lib/flink-sql-connector-kinesis.jar"}
+RUN_OPTIONS = {
+    "python": "flink_jobs/outlier_split.py",
+    "jarfile": "lib/flink-sql-connector-kinesis.jar",
+    "pyFiles": "site_packages/",  # the third-party packages the job imports, in the zip (scripts/vendor.py)
+}
+# The distributions the job imports (PyFlink itself is the runtime's); their requirements come with them.
+FLINK_JOB_PACKAGES = ("pydantic", "pydantic-settings", "jsonschema", "orjson")
 
 # Our own group: what the job reads.
 PROPERTY_GROUP = "DemandPipeline"

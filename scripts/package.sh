@@ -47,6 +47,25 @@ PYZIP
 
 echo "Flink application"
 zip_tree "$OUT/flink/outlier-split.zip" flink_jobs streaming core
+# Managed Flink installs nothing: the packages the job imports go into the zip, under the pyFiles folder.
+SITE=$("$PY" -c 'from flink_jobs.properties import RUN_OPTIONS; print(RUN_OPTIONS["pyFiles"].rstrip("/"))')
+STAGE=$(mktemp -d)
+trap 'rm -rf "$STAGE"' EXIT
+PACKAGES=$("$PY" -c 'from flink_jobs.properties import FLINK_JOB_PACKAGES; print(" ".join(FLINK_JOB_PACKAGES))')
+# shellcheck disable=SC2086
+echo "  + $SITE/: $("$PY" scripts/vendor.py "$STAGE/$SITE" $PACKAGES)"
+APP_ZIP="$(cd "$OUT/flink" && pwd)/outlier-split.zip"
+PYABS="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
+(cd "$STAGE" && "$PYABS" - "$APP_ZIP" "$SITE" <<'PYSITE'
+import sys, zipfile
+from pathlib import Path
+app, site = sys.argv[1:]
+with zipfile.ZipFile(app, "a", zipfile.ZIP_DEFLATED) as zf:
+    for path in sorted(Path(site).rglob("*")):
+        if path.is_file():
+            zf.write(path, path.as_posix())
+PYSITE
+)
 # Managed Flink takes one jar file: the connector's, with the job's own operators (flink_jobs/java) added.
 OWN_JAR=$("$PY" -m flink_jobs.jars)
 CONNECTOR=""
@@ -71,8 +90,7 @@ else
         On a machine that reaches Maven Central:
           mkdir -p "$(dirname "$CONNECTOR_CACHE")" && curl -fL -o $CONNECTOR_CACHE $CONNECTOR_URL
         then run make package again (KINESIS_CONNECTOR_VERSION overrides $CONNECTOR_VERSION; check it matches
-        the Flink runtime of the application, FLINK-2_3). Third-party Python packages the job imports
-        (pydantic, jsonschema) must be vendored the same way for Managed Flink; see infra/README.md.
+        the Flink runtime of the application, FLINK-2_3).
 MSG
 fi
 

@@ -12,6 +12,8 @@ Every CDC record becomes exactly one event or an EventError, so input counts alw
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from typing import Any
@@ -118,8 +120,21 @@ def decode_dms(envelope: dict[str, Any]) -> dict[str, Any]:
     raise EventError("bad_dms_envelope", f"DMS data record has metadata.operation={show(operation)}")
 
 
+def _change_mark(envelope: dict[str, Any]) -> str:
+    """What tells two updates of one row in the same millisecond apart: the source's log position when the DMS task
+    sends transaction details (IncludeTransactionDetails), else the change's own content, so that a record delivered
+    twice is still one change."""
+    meta = envelope["metadata"]
+    mark = meta.get("stream-position")
+    if mark is None and meta.get("transaction-record-id") is not None:  # the record's offset in its transaction
+        mark = f"{meta.get('transaction-id')}/{meta['transaction-record-id']}"
+    if mark is None:
+        mark = json.dumps([envelope.get("data"), envelope.get("before-image")], sort_keys=True, default=str)
+    return hashlib.sha256(str(mark).encode()).hexdigest()[:12]
+
+
 def _update(event: dict[str, Any], envelope: dict[str, Any], timestamp: str) -> dict[str, Any]:
-    event["event_id"] = f"{event['event_id']}:update:{timestamp}"
+    event["event_id"] = f"{event['event_id']}:update:{timestamp}:{_change_mark(envelope)}"
     if event["event_type"] != "sale":
         event["event_time"] = timestamp
         return event

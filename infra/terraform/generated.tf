@@ -96,6 +96,7 @@ locals {
   flink_run_options = {
     "python" = "flink_jobs/outlier_split.py"
     "jarfile" = "lib/flink-sql-connector-kinesis.jar"
+    "pyFiles" = "site_packages/"
   }
   flink_property_group = "DemandPipeline"
   flink_property_keys  = ["aws.region", "batch.ms", "batch.records", "campaigns.stream", "clean.stream", "dedup.ttl.hours", "input.stream", "out_of_orderness.seconds", "outlier.thresholds", "outliers.stream", "products.stream", "rejected.stream"]

@@ -7,6 +7,7 @@ import socket
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,33 +28,48 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def base_url(spark, moto_server, tmp_path_factory):
+@contextmanager
+def _served(settings, api_key: str | None = None):
     import uvicorn
 
     from api.app import create_app
 
-    settings = enriched_stack(spark, moto_server, tmp_path_factory.mktemp("web") / "root", "web")
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(settings, api_key=api_key)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def settings(spark, moto_server, tmp_path_factory):
+    return enriched_stack(spark, moto_server, tmp_path_factory.mktemp("web") / "root", "web")
+
+
+@pytest.fixture(scope="module")
+def base_url(settings):
+    with _served(settings) as url:
+        yield url
+
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync"]  # fmt: skip
 
 
 def test_pick_an_item_and_see_band_line_and_outliers(base_url):
     from playwright.sync_api import sync_playwright
 
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"]  # fmt: skip
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page()
             errors: list[str] = []
@@ -72,5 +88,28 @@ def test_pick_an_item_and_see_band_line_and_outliers(base_url):
             assert len(points.split()) == 2  # two forecast periods
             assert "snacks" in page.inner_text("#meta") and page.inner_text("#err") == ""
             assert errors == []
+        finally:
+            browser.close()
+
+
+def test_a_keyed_api_asks_for_the_key_and_keeps_it_out_of_the_url(settings):
+    from playwright.sync_api import sync_playwright
+
+    with _served(settings, api_key="s3cret") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            requests: list[str] = []
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(url + "/")
+            page.wait_for_selector("#login", state="visible")  # the first call answered 401
+            page.fill("#key", "s3cret")
+            page.click("#login button")
+            page.wait_for_selector("#item option[value='A']", state="attached")
+            assert page.is_hidden("#login")
+            page.goto(url + "/#key=s3cret")  # a link with the key in the fragment
+            page.wait_for_selector("#item option[value='A']", state="attached")
+            assert "s3cret" not in page.url
+            assert not any("s3cret" in r for r in requests)  # never in a URL the browser asked for
         finally:
             browser.close()

@@ -173,10 +173,21 @@ def test_an_expired_cache_item_is_a_miss(served):
     assert client.get("/items/B/forecast").json()["cache"] == "miss"
 
 
-def test_unknown_item_is_404_with_a_message(client):
+def test_unknown_item_is_404_with_a_message_and_the_404_is_cached(client):
     reply = client.get("/items/NOPE/forecast")
-    assert reply.status_code == 404
+    assert reply.status_code == 404 and reply.headers["X-Cache"] == "miss"
     assert "NOPE" in reply.json()["detail"]
+    again = client.get("/items/NOPE/forecast")  # from DynamoDB: no query for an item that has no forecast
+    assert again.status_code == 404 and again.headers["X-Cache"] == "hit" and "NOPE" in again.json()["detail"]
+
+
+def test_history_is_the_year_before_the_forecast_not_the_whole_sales_table(served):
+    from api.queries import QueryLayer
+
+    layer = QueryLayer(served)
+    weeks = [r["period"][:10] for r in layer.history("A", "2024-01-22")]
+    assert weeks and all("2023-01-23" <= w < "2024-01-22" for w in weeks)
+    assert layer.history("A", "2026-01-05") == []  # nothing sold in the year before
 
 
 @pytest.mark.parametrize(
@@ -229,6 +240,26 @@ def test_api_key_when_configured(served):
     assert client.get("/outliers", headers={"X-API-Key": "wrong"}).status_code == 401
     assert client.get("/items/A/forecast", headers={"X-API-Key": "s3cret"}).status_code == 200
     assert client.get("/health").status_code == 200  # probes need no key
+
+
+def test_the_openapi_spec_says_what_the_api_answers(served):
+    def spec(api_key=None) -> dict:
+        return TestClient(create_app(served, api_key=api_key)).get("/openapi.json").json()
+
+    def parameters(doc: dict, path: str) -> list[str]:
+        return [p["name"] for p in doc["paths"][path]["get"].get("parameters", [])]
+
+    def responses(doc: dict, path: str) -> set[str]:
+        return set(doc["paths"][path]["get"]["responses"])
+
+    open_, keyed = spec(), spec("s3cret")
+    assert "securitySchemes" not in open_.get("components", {})  # no key configured: no key in the spec
+    assert responses(open_, "/items/{item_id}/forecast") == {"200", "404", "422"}
+    assert responses(open_, "/outliers") == {"200", "422"}
+    assert keyed["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+    assert responses(keyed, "/items/{item_id}/forecast") == {"200", "401", "404", "422"}
+    assert "401" in responses(keyed, "/overview") and "401" not in responses(keyed, "/health")
+    assert parameters(open_, "/items/{item_id}/forecast") == parameters(keyed, "/items/{item_id}/forecast")
 
 
 # --- runtime aws: the query layer on Athena (moto's), the cache on DynamoDB -------------------------------

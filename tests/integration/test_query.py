@@ -72,7 +72,7 @@ def test_a_record_delivered_twice_counts_once_in_the_views_and_the_api_queries(t
     from api.queries import QueryLayer
 
     layer = QueryLayer(settings)
-    assert sum(r["demand"] for r in layer.history("A")) == 5.0
+    assert sum(r["demand"] for r in layer.history("A", "2024-02-01")) == 5.0
     assert [r["event_id"] for r in layer.outliers({}, 10)] == ["o"]
 
 

@@ -88,3 +88,20 @@ def test_flink_application_jar_holds_the_connector_and_the_jobs_operators(tmp_pa
             "demand/flink/SplitLines.class",
         } <= set(inner.namelist())
         assert "flink_jobs/outlier_split.py" in app.namelist()
+        app.extractall(tmp_path / "app")
+    # Managed Flink installs nothing: in an interpreter that sees only the zip (and no site-packages: -I -S), the job
+    # imports and judges records with the packages the zip carries under pyFiles. PyFlink is the runtime's own.
+    check = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/' + sys.argv[2]]\n"
+        "import flink_jobs.outlier_split\n"
+        "from flink_jobs.judge import Judge\n"
+        "from flink_jobs.detector import Detector\n"
+        "out, _ = Judge(Detector(), 'zip')([b'not json'], [None], [None], {}.get)\n"
+        "print(out['rejected'][0].decode())\n"
+    )
+    site = RUN_OPTIONS["pyFiles"].rstrip("/")
+    run = subprocess.run([sys.executable, "-I", "-S", "-c", check, str(tmp_path / "app"), site],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert '"error_code":"invalid_json"' in run.stdout
+    assert (tmp_path / "app" / site / "pydantic_core").is_dir()
