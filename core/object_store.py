@@ -17,6 +17,7 @@ from core.settings import Settings
 class ObjectStore(Protocol):
     def put(self, bucket: str, key: str, body: bytes) -> None: ...
     def get(self, bucket: str, key: str) -> bytes: ...
+    def ends(self, bucket: str, key: str, n: int) -> tuple[bytes, bytes]: ...  # its first and last n bytes
     def exists(self, bucket: str, key: str) -> bool: ...
     def list(self, bucket: str, prefix: str = "") -> Iterator[str]: ...
     def delete(self, bucket: str, key: str) -> None: ...
@@ -51,6 +52,12 @@ class LocalObjectStore:
             raise FileNotFoundError(f"no object {self.uri(bucket, key)}")
         return path.read_bytes()
 
+    def ends(self, bucket: str, key: str, n: int) -> tuple[bytes, bytes]:
+        with self.path(bucket, key).open("rb") as fh:
+            head = fh.read(n)
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - n))
+            return head, fh.read(n)
+
     def exists(self, bucket: str, key: str) -> bool:
         return self.path(bucket, key).is_file()
 
@@ -80,6 +87,10 @@ class S3ObjectStore:
     def get(self, bucket: str, key: str) -> bytes:
         return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
+    def ends(self, bucket: str, key: str, n: int) -> tuple[bytes, bytes]:
+        head = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{n - 1}")["Body"].read()
+        return head, self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{n}")["Body"].read()
+
     def exists(self, bucket: str, key: str) -> bool:
         resp = self.s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
         return any(obj["Key"] == key for obj in resp.get("Contents", []))
@@ -94,6 +105,19 @@ class S3ObjectStore:
 
     def uri(self, bucket: str, key: str = "") -> str:
         return f"s3://{bucket}/{key}"
+
+
+def parquet_objects(store: ObjectStore, bucket: str, prefix: str) -> tuple[list[str], list[str]]:
+    """(the parquet objects under prefix that are whole, those that are not). A parquet file starts and ends with the
+    magic bytes PAR1; a file cut short (a writer killed half way, a bad copy) or not parquet at all does not, and one
+    such file would make every reader of the table fail. Readers take the whole ones and say which they skipped."""
+    whole: list[str] = []
+    broken: list[str] = []
+    for key in store.list(bucket, prefix):
+        if key.endswith(".parquet"):
+            head, tail = store.ends(bucket, key, 4)
+            (whole if head == tail == b"PAR1" else broken).append(key)
+    return whole, broken
 
 
 def object_store(settings: Settings) -> ObjectStore:

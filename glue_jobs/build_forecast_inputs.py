@@ -27,7 +27,7 @@ from core.object_store import ObjectStore, object_store
 from core.settings import Settings
 from core.tables import CAMPAIGNS, PRODUCTS, SALES, Table
 from glue_jobs import forecast_inputs as fi
-from glue_jobs.runtime import resolve_args, settings_from_args, spark_session
+from glue_jobs.runtime import read_landed, resolve_args, settings_from_args, spark_session
 
 OPTIONAL = {
     "window_end": "",
@@ -62,14 +62,14 @@ def build_key(settings: Settings, request: BuildRequest, content: str) -> tuple[
     return f"{settings.prefix}:{options}:{digest[:16]}", digest
 
 
-def _read(spark, store: ObjectStore, settings: Settings, landing: Table, required: bool):
-    bucket = settings.names.bucket(landing.bucket_role)
-    uri = store.uri(bucket, landing.prefix + "/")
-    if not any(key.endswith(".parquet") for key in store.list(bucket, landing.prefix + "/")):
-        if required:
-            raise DatasetError(f"no staged {landing.prefix} under {uri}: run the landing first")
-        return None
-    return spark.read.parquet(uri).select(*landing.contract.names)
+def _read(spark, store: ObjectStore, settings: Settings, landing: Table, required: bool, skipped: list[str]):
+    """The landed table (objects that are not whole parquet files are skipped and added to `skipped`)."""
+    rows, broken = read_landed(spark, store, settings, landing)
+    skipped += broken
+    if rows is None and required:
+        uri = store.uri(settings.names.bucket(landing.bucket_role), landing.prefix + "/")
+        raise DatasetError(f"no staged {landing.prefix} under {uri}: run the landing first")
+    return rows
 
 
 def check_datasets(target, related, metadata, window: fi.RunWindow, with_location: bool) -> dict[str, int]:
@@ -99,9 +99,10 @@ def build(spark, settings: Settings, request: BuildRequest) -> dict:
     """Read staged data, build and check the datasets, write them and the manifest. Returns the manifest."""
     store = object_store(settings)
     window = request.window
-    sales = _read(spark, store, settings, SALES, required=True)
-    products = _read(spark, store, settings, PRODUCTS, required=False)
-    campaigns = _read(spark, store, settings, CAMPAIGNS, required=False)
+    skipped: list[str] = []
+    sales = _read(spark, store, settings, SALES, required=True, skipped=skipped)
+    products = _read(spark, store, settings, PRODUCTS, required=False, skipped=skipped)
+    campaigns = _read(spark, store, settings, CAMPAIGNS, required=False, skipped=skipped)
     sales = fi.net_sales(fi.in_window(sales, window))
     totals = fi.period_totals(sales, window, request.with_location).cache()  # the one pass over the sales
     if totals.limit(1).count() == 0:
@@ -148,6 +149,7 @@ def build(spark, settings: Settings, request: BuildRequest) -> dict:
         "with_location": request.with_location,
         "datasets": datasets,
         "prefix": base,
+        "skipped_files": skipped,
         "content_digest": digest,
         "idempotency_key": key,
         "built_at": built_at(),

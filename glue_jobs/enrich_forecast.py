@@ -28,7 +28,7 @@ from core.settings import Settings
 from core.tables import ENRICHED_FORECASTS, OUTLIERS, PRODUCTS, Table, write_local_catalog
 from glue_jobs import enrichment
 from glue_jobs.forecast_inputs import item_metadata
-from glue_jobs.runtime import resolve_args, settings_from_args, spark_session
+from glue_jobs.runtime import read_landed, resolve_args, settings_from_args, spark_session
 
 OPTIONAL = {"recent_periods": "8", "prefix": "", "runtime": "", "data_root": ""}
 
@@ -55,11 +55,10 @@ def latest_export_manifest(settings: Settings) -> str | None:
 
 
 def _read_parquet(spark, store: ObjectStore, settings: Settings, t: Table):
-    bucket = settings.names.bucket(t.bucket_role)
-    if not any(k.endswith(".parquet") for k in store.list(bucket, t.prefix + "/")):
-        return None
-    rows = spark.read.parquet(store.uri(bucket, t.prefix + "/")).select(*t.contract.names)
-    return rows.dropDuplicates(["event_id"])  # landed at least once: a record may arrive twice
+    rows, _ = read_landed(spark, store, settings, t)
+    return (
+        None if rows is None else rows.dropDuplicates(["event_id"])
+    )  # landed at least once: a record may arrive twice
 
 
 def _csv(spark, store: ObjectStore, bucket: str, keys: list[str]):

@@ -6,11 +6,16 @@ map onto the one Settings object. GlueContext is used only where the Glue runtim
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
+from core.object_store import ObjectStore, parquet_objects
 from core.settings import Settings
+from core.tables import Table
+
+log = logging.getLogger("demand.glue")
 
 
 class JobArgumentError(ValueError):
@@ -73,3 +78,16 @@ def spark_session(app_name: str) -> tuple[Any, Any]:
     spark = glue.spark_session
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     return spark, Job(glue)
+
+
+def read_landed(spark, store: ObjectStore, settings: Settings, table: Table) -> tuple[Any, list[str]]:
+    """(a landed table's whole parquet objects as one DataFrame of its contract's columns, or None when it has none;
+    the URIs of the objects skipped because they are not whole parquet files, each logged)."""
+    bucket = settings.names.bucket(table.bucket_role)
+    whole, broken = parquet_objects(store, bucket, table.prefix + "/")
+    skipped = [store.uri(bucket, key) for key in broken]
+    for uri in skipped:
+        log.warning("skipped %s: not a whole parquet file", uri)
+    if not whole:
+        return None, skipped
+    return spark.read.parquet(*[store.uri(bucket, key) for key in whole]).select(*table.contract.names), skipped

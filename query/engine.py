@@ -14,6 +14,7 @@ import duckdb
 import sqlglot
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
+from core.object_store import LocalObjectStore, parquet_objects
 from core.settings import Settings
 from core.tables import TABLES
 from query.named_queries import VIEWS
@@ -55,11 +56,12 @@ def to_duckdb(sql: str) -> list[str]:
 
 def _table_source(settings: Settings, name: str) -> str:
     table = TABLES[name]
-    root = settings.data_root / settings.names.bucket(table.bucket_role) / table.prefix
-    if root.is_dir() and any(root.rglob("*.parquet")):
-        glob = (root / "**" / "*.parquet").as_posix().replace("'", "''")
+    store, bucket = LocalObjectStore(settings.data_root), settings.names.bucket(table.bucket_role)
+    whole, _ = parquet_objects(store, bucket, table.prefix + "/")  # a broken file is left out, not fatal
+    if whole:
+        files = ", ".join("'" + store.path(bucket, key).as_posix().replace("'", "''") + "'" for key in whole)
         return (
-            f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true, hive_types_autocast = false, "
+            f"SELECT * FROM read_parquet([{files}], hive_partitioning = true, hive_types_autocast = false, "
             "union_by_name = true)"
         )
     # No data yet: an empty relation with the contract's columns, so queries still bind.

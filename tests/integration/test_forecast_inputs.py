@@ -244,3 +244,21 @@ def test_the_window_is_in_utc_whatever_the_machines_time_zone(spark, tmp_path, m
         monkeypatch.undo()
         time.tzset()
     assert kept == ["t1", "t2"]  # from 1 Jan 00:00 UTC, up to (not including) 22 Jan 00:00 UTC
+
+
+def test_a_broken_parquet_file_in_staged_is_skipped_and_named_not_fatal(spark, tmp_path):
+    settings = land(tmp_path)
+    expected = build(spark, settings, BuildRequest(WINDOW, country="DE"))
+    staged = settings.data_root / settings.names.bucket("staged") / "sales" / "year=2024" / "month=01"
+    whole = next(staged.glob("*.parquet")).read_bytes()
+    (staged / "part-cut.parquet").write_bytes(whole[: len(whole) // 2])  # a copy cut short
+    (staged / "part-text.parquet").write_bytes(b"item_id,quantity\nA,3\n")  # not parquet at all
+    again = build(spark, settings, BuildRequest(WINDOW, country="DE"))
+    assert sorted(Path(uri).name for uri in again["skipped_files"]) == ["part-cut.parquet", "part-text.parquet"]
+    assert read_dataset(settings, again, "target") == read_dataset(settings, expected, "target")
+
+    from query.engine import run_local
+
+    assert run_local("SELECT count(*) FROM demand.sales_once", settings).rows == [
+        (len({s["event_id"] for s in SALES}),)
+    ]
