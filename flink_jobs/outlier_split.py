@@ -48,7 +48,8 @@ class JobConfig:
     thread_mode: bool = True
     source_name: str = "file"
     batch_records: int = 1_000  # a bucket's batch goes to Python at this size ...
-    batch_ms: int = 500  # ... or this long after its first line, whichever comes first
+    batch_ms: int = 500  # ... or this long after its first line, whichever comes first ...
+    batch_bytes: int = 4 * 1024 * 1024  # ... or when its lines hold this many bytes
     max_restarts: int | None = 3  # then the job fails with the error (None: Flink's default, restart forever)
     outlier: OutlierSettings = field(default_factory=OutlierSettings)  # the detector's thresholds
 
@@ -78,13 +79,13 @@ def build_split(tenv, config: JobConfig, raw: str = "raw_events"):
     returns the output streams by name. Their elements are blocks of JSON lines ('\\n'-separated): a file sink
     writes a block as is; `one_per_record` splits them for sinks that need one element per record.
 
-    Entering Python costs about as much per call as the JVM's whole work on a record, so Python is entered
-    once per batch, not per record: the JVM reads each line's item_id and hashes it to one of BUCKETS buckets
-    (ItemBucket), and the MicroBatcher operator (flink_jobs/java) groups lines by bucket (up to `batch_records`
-    lines, at most `batch_ms` old, cut at each checkpoint and at the end of the input). One Python operator, keyed by
-    bucket, parses, validates and judges each batch (Judge) with MapState item -> ItemState (TTL), and sends
-    one block per output. Lines without an item_id the JVM can read (not JSON, no item_id) share a bucket and
-    are rejected by the parser.
+    Entering Python costs about as much per call as the JVM's whole work on a record, so Python is entered once per
+    batch, not per record: the JVM reads each line's item_id and hashes it to one of BUCKETS buckets (ItemBucket),
+    and the MicroBatcher operator (flink_jobs/java) groups lines by bucket (up to `batch_records` lines or
+    `batch_bytes` bytes, at most `batch_ms` old, cut at each checkpoint and at the end of the input). One Python
+    operator, keyed by bucket, parses, validates and judges each batch (Judge) with MapState item -> ItemState
+    (TTL), and sends one block per output. Lines without an item_id the JVM can read (not JSON, no item_id) share a
+    bucket and are rejected by the parser.
     """
     from pyflink.common import Types
     from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag
@@ -121,6 +122,24 @@ def build_split(tenv, config: JobConfig, raw: str = "raw_events"):
                     yield block if name == "clean" else (tags[name], block)
 
     jvm = get_gateway().jvm
+    batches, batch_type = micro_batches(tenv, raw, config)
+    # key_by on field 0 in the JVM: the same KeyByKeySelector PyFlink's own key_by() uses after its Python map.
+    java_keyed = batches.keyBy(jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
+    detected = (
+        KeyedStream(java_keyed, batch_type, DataStream(batches))
+        .process(Detect(), output_type=Types.STRING())
+        .name("parse-and-detect")
+        .uid("parse-and-detect")
+    )
+    return {"clean": detected, **{name: detected.get_side_output(tag) for name, tag in tags.items()}}
+
+
+def micro_batches(tenv, raw: str, config: JobConfig):
+    """(the JVM stream of Row(bucket, Row(lines, shard_ids, sequence_numbers)) the MicroBatcher sends, the type of
+    its inner row): the lines of the table `raw`, grouped by item bucket."""
+    from pyflink.common import Types
+    from pyflink.java_gateway import get_gateway
+
     tenv.create_java_temporary_system_function("ITEM_BUCKET", "demand.flink.ItemBucket")
     record_type = Types.ROW([Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING(), Types.STRING()])
     strings = Types.OBJECT_ARRAY(Types.STRING())
@@ -134,17 +153,9 @@ def build_split(tenv, config: JobConfig, raw: str = "raw_events"):
     batches = keyed_lines._j_data_stream.transform(
         "micro-batch",
         Types.ROW([Types.STRING(), batch_type]).get_java_type_info(),
-        jvm.demand.flink.MicroBatcher(config.batch_records, config.batch_ms),
+        get_gateway().jvm.demand.flink.MicroBatcher(config.batch_records, config.batch_ms, config.batch_bytes),
     ).uid("micro-batch")  # fixed operator ids: a new version of the job restores the state of the old one
-    # key_by on field 0 in the JVM: the same KeyByKeySelector PyFlink's own key_by() uses after its Python map.
-    java_keyed = batches.keyBy(jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
-    detected = (
-        KeyedStream(java_keyed, batch_type, DataStream(batches))
-        .process(Detect(), output_type=Types.STRING())
-        .name("parse-and-detect")
-        .uid("parse-and-detect")
-    )
-    return {"clean": detected, **{name: detected.get_side_output(tag) for name, tag in tags.items()}}
+    return batches, batch_type
 
 
 def one_per_record(blocks):

@@ -45,6 +45,12 @@ def run_command(
         min=1,
         help="A batch goes to Python this many ms after its first line, at the latest.",
     ),
+    batch_bytes: int = typer.Option(
+        JobConfig.batch_bytes,
+        "--batch-bytes",
+        min=1,
+        help="Bytes of lines per batch handed to Python (per item bucket), at most (one larger line goes alone).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON instead of a table."),
 ) -> None:
     """Split events into clean sales, outliers, rejected records and reference events; print the counts."""
@@ -59,6 +65,7 @@ def run_command(
         restore_from=restore_from,
         batch_records=batch_records,
         batch_ms=batch_ms,
+        batch_bytes=batch_bytes,
     )
     console = Console(stderr=True)
     with console.status(f"running the outlier split on {input_path}", spinner="dots"):

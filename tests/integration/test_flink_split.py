@@ -204,3 +204,28 @@ def test_an_item_has_one_bucket_however_its_producer_wrote_it():
     assert buckets[:4] == ["133"] * 4  # String.hashCode("café-1") mod 256: fixed by the Java spec
     assert buckets[4] == buckets[5] == "0"  # no item_id: the bucket of ""
     assert all(0 <= int(b) < BUCKETS for b in buckets)
+
+
+def test_a_batch_for_python_is_cut_by_bytes_as_well_as_by_lines():
+    """The MicroBatcher sends a bucket's batch at batch_records lines or batch_bytes bytes: a burst of large records
+    goes to Python in bounded batches, and no line is lost or repeated."""
+    from pyflink.datastream import DataStream
+    from pyflink.table import StreamTableEnvironment
+
+    from flink_jobs.outlier_split import environment, micro_batches
+
+    config = JobConfig(batch_records=1000, batch_bytes=25_000, batch_ms=60_000)
+    tenv = StreamTableEnvironment.create(environment(config))
+    lines = [json.dumps({"item_id": "big", "n": n, "pad": "x" * 10_000}) for n in range(40)]
+    rows = ", ".join(f"('{line}')" for line in lines)
+    tenv.create_temporary_view("big_lines", tenv.sql_query(
+        "SELECT CAST(l AS BYTES) AS line, CAST(NULL AS STRING) AS shard_id, CAST(NULL AS STRING) AS sequence_number "
+        f"FROM (VALUES {rows}) AS t(l)"
+    ))  # fmt: skip
+    batches, _ = micro_batches(tenv, "big_lines", config)
+    with DataStream(batches).execute_and_collect() as collected:
+        batched = [[json.loads(bytes(line)) for line in row[1][0]] for row in collected]
+    assert [line["n"] for batch in batched for line in batch] == list(range(40))  # each once, in arrival order
+    sizes = [[len(json.dumps(line)) for line in batch] for batch in batched]
+    assert max(len(s) for s in sizes) == 3  # 3 lines of 10 KB pass 25,000 bytes; 1,000 lines never came
+    assert all(sum(s) < 25_000 + 10_100 for s in sizes)

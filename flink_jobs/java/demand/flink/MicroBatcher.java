@@ -18,7 +18,8 @@ import org.apache.flink.types.Row;
  * instead of once per record (each entry costs about as much as the JVM's whole per-record work).
  *
  * <p>In: Row(key, Row(line BYTES, shard_id, sequence_number)). Out: Row(key, Row(lines BYTES[], shard_ids[],
- * sequence_numbers[])), records in arrival order. A key's batch is sent when it holds {@code maxRecords};
+ * sequence_numbers[])), records in arrival order. A key's batch is sent when it holds {@code maxRecords} lines
+ * or {@code maxBytes} bytes of lines (so a burst of large records cannot send a gigabyte to Python at once);
  * every batch is sent {@code maxDelayMs} after its first record, before each checkpoint barrier and at the end
  * of the input. A watermark waits for the batches open when it came (so no record is behind the event-time clock
  * downstream); flushing on each watermark instead would cut replayed history, whose event time races ahead of
@@ -33,22 +34,25 @@ public class MicroBatcher extends AbstractStreamOperator<Row>
 
     private final int maxRecords;
     private final long maxDelayMs;
+    private final long maxBytes;
     private transient Map<String, Batch> open;
     private transient boolean timerSet;
     private transient Watermark held;
 
-    public MicroBatcher(int maxRecords, long maxDelayMs) {
-        if (maxRecords < 1 || maxDelayMs < 1) {
-            throw new IllegalArgumentException("maxRecords and maxDelayMs must be positive");
+    public MicroBatcher(int maxRecords, long maxDelayMs, long maxBytes) {
+        if (maxRecords < 1 || maxDelayMs < 1 || maxBytes < 1) {
+            throw new IllegalArgumentException("maxRecords, maxDelayMs and maxBytes must be positive");
         }
         this.maxRecords = maxRecords;
         this.maxDelayMs = maxDelayMs;
+        this.maxBytes = maxBytes;
     }
 
     private static final class Batch {
         final ArrayList<byte[]> lines = new ArrayList<>();
         final ArrayList<String> shardIds = new ArrayList<>();
         final ArrayList<String> sequenceNumbers = new ArrayList<>();
+        long bytes;
 
         Row toRow() {
             return Row.of(
@@ -70,10 +74,12 @@ public class MicroBatcher extends AbstractStreamOperator<Row>
         String key = (String) row.getField(0);
         Row record = (Row) row.getField(1);
         Batch batch = open.computeIfAbsent(key, k -> new Batch());
-        batch.lines.add((byte[]) record.getField(0));
+        byte[] line = (byte[]) record.getField(0);
+        batch.lines.add(line);
+        batch.bytes += line.length;
         batch.shardIds.add((String) record.getField(1));
         batch.sequenceNumbers.add((String) record.getField(2));
-        if (batch.lines.size() >= maxRecords) {
+        if (batch.lines.size() >= maxRecords || batch.bytes >= maxBytes) {
             open.remove(key);
             send(key, batch);
             if (open.isEmpty()) {
