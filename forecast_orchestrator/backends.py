@@ -41,6 +41,11 @@ class RetryableStepError(Exception):
     sees botocore's error codes, and every other error fails the run."""
 
 
+def progress_key(run_id: str) -> str:
+    """Where a running train or forecast step keeps its progress (series done, elapsed, ETA), in forecast-export."""
+    return f"runs/{run_id}/progress.json"
+
+
 def backoff(run: dict[str, Any], first: int = 15) -> int:
     """Next poll interval: doubles from `first` up to MAX_WAIT_SECONDS."""
     previous = int(run.get("wait_seconds") or 0)

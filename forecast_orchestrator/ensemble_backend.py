@@ -17,7 +17,7 @@ import pandas as pd
 
 from core.object_store import ObjectStore
 from core.settings import Settings
-from forecast_orchestrator.backends import DONE, Clients, register
+from forecast_orchestrator.backends import DONE, progress_key
 from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel, Report, TrainResult
 from forecast_orchestrator.export import write_export
 from forecast_orchestrator.global_model import GlobalModelConfig
@@ -43,11 +43,6 @@ def ensemble_config(settings: Settings, use_spark: bool = False) -> EnsembleConf
             threads=settings.forecast_jobs,
         ),
     )
-
-
-def progress_key(run_id: str) -> str:
-    """Where a running train or forecast step keeps its progress (series done, elapsed, ETA)."""
-    return f"runs/{run_id}/progress.json"
 
 
 class EnsembleBackend:
@@ -138,8 +133,3 @@ class EnsembleBackend:
         return {"status": DONE}
 
     check_training = check_forecast = check_export = check_import
-
-
-@register("statsforecast", when=lambda settings: not settings.model_job)
-def _in_process(settings: Settings, store: ObjectStore, clients: Clients) -> EnsembleBackend:
-    return EnsembleBackend(settings, store)

@@ -1,12 +1,16 @@
-"""The `statsforecast` backend on AWS: train and forecast run as a Glue job, the rest in the step Lambda.
+"""The `statsforecast` backend (the open ensemble), registered in its two forms.
 
-The step Lambda cannot hold statsforecast (numba, scipy: far over Lambda's 250 MB unzipped limit). So
-train_predictor / create_forecast write the run state to the forecast-export bucket (`request_key`), start the
-Glue job (`Settings.model_job`, entry glue_jobs/forecast_steps.py) with `--step` and `--request_key`, and return
-IN_PROGRESS; check_training / check_forecast poll GetJobRun with the workflow's back-off and, once the run
-SUCCEEDED, return the result the job wrote beside the request (`result_key`). In the job, `run_step` runs the same
-EnsembleBackend step the local workflow calls in-process. Import, accuracy and export only read and write small
-files and stay in the Lambda.
+In process (no `Settings.model_job`: the local workflow, tests): forecast_orchestrator.ensemble_backend runs every
+step in the caller's process.
+
+On AWS (`Settings.model_job` names the Glue job, entry glue_jobs/forecast_steps.py): the step Lambda holds none of
+the ensemble's libraries (pandas, pyarrow, statsforecast, LightGBM: far over Lambda's 250 MB unzipped). Every step
+that reads the datasets (import, train, forecast, export) writes the run state to the forecast-export bucket
+(`request_key`), starts the Glue job with `--step` and `--request_key`, and returns IN_PROGRESS; its check polls
+GetJobRun with the workflow's back-off and, once the run SUCCEEDED, returns the result the job wrote beside the
+request (`result_key`). The train step's result carries the backtest accuracy, which get_accuracy hands on. In the
+job, `run_step` runs the same EnsembleBackend step the local workflow calls in-process. This module imports no
+library beyond boto3's: the Lambda bundle is our code and pydantic.
 """
 
 from __future__ import annotations
@@ -16,11 +20,16 @@ from typing import Any
 
 from core.object_store import ObjectStore
 from core.settings import Settings
-from forecast_orchestrator.backends import DONE, FAILED, IN_PROGRESS, Clients, backoff, register
-from forecast_orchestrator.ensemble_backend import EnsembleBackend, ensemble_config, progress_key
+from forecast_orchestrator.backends import DONE, FAILED, IN_PROGRESS, Clients, backoff, progress_key, register
 
 GLUE_FAILED = {"FAILED", "ERROR", "TIMEOUT", "STOPPED", "EXPIRED"}
-STEPS = {"train": "train_predictor", "forecast": "create_forecast"}  # --step -> EnsembleBackend method
+# --step -> the EnsembleBackend method the Glue job runs
+STEPS = {
+    "import": "import_datasets",
+    "train": "train_predictor",
+    "forecast": "create_forecast",
+    "export": "export_forecast",
+}
 
 
 def request_key(run_id: str, step: str) -> str:
@@ -37,16 +46,25 @@ def run_step(settings: Settings, store: ObjectStore, step: str, request: str, us
     """In the Glue job: run one step on the request's run state and write its result for the polling Lambda."""
     if step not in STEPS:
         raise ValueError(f"--step must be one of {', '.join(STEPS)}, got {step!r}")
+    from forecast_orchestrator.ensemble_backend import EnsembleBackend, ensemble_config  # the ensemble's libraries
+
     bucket = settings.names.bucket("forecast-export")
     run = json.loads(store.get(bucket, request))
-    result = getattr(EnsembleBackend(settings, store, ensemble_config(settings, use_spark)), STEPS[step])(run)
+    backend = EnsembleBackend(settings, store, ensemble_config(settings, use_spark))
+    result = getattr(backend, STEPS[step])(run)
+    if step == "train":  # the accuracy too: reading the backtest metrics needs pandas, which the Lambda has not
+        result = {**result, **backend.get_accuracy({**run, **result})}
     store.put(bucket, result_key(request), json.dumps(result).encode())
     return result
 
 
-class GlueEnsembleBackend(EnsembleBackend):
+class GlueEnsembleBackend:
+    name = "statsforecast"
+
     def __init__(self, settings: Settings, store: ObjectStore, glue):
-        super().__init__(settings, store)
+        self.settings = settings
+        self.store = store
+        self.bucket = settings.names.bucket("forecast-export")
         self.glue = glue
         self.job = settings.model_job
 
@@ -73,18 +91,34 @@ class GlueEnsembleBackend(EnsembleBackend):
             return waiting
         return {**json.loads(self.store.get(self.bucket, result_key(run["glue_run"]["key"]))), "status": DONE}
 
+    def import_datasets(self, run: dict[str, Any]) -> dict[str, Any]:
+        return self._start(run, "import")
+
     def train_predictor(self, run: dict[str, Any]) -> dict[str, Any]:
         return self._start(run, "train")
+
+    def get_accuracy(self, run: dict[str, Any]) -> dict[str, Any]:
+        return {"status": DONE, "accuracy": run["accuracy"]}  # computed by the train step's job
 
     def create_forecast(self, run: dict[str, Any]) -> dict[str, Any]:
         return self._start(run, "forecast")
 
-    def check_training(self, run: dict[str, Any]) -> dict[str, Any]:
+    def export_forecast(self, run: dict[str, Any]) -> dict[str, Any]:
+        return self._start(run, "export")
+
+    def check_import(self, run: dict[str, Any]) -> dict[str, Any]:
         return self._check(run)
 
-    check_forecast = check_training
+    check_training = check_forecast = check_export = check_import
 
 
 @register("statsforecast", when=lambda settings: bool(settings.model_job))
 def _on_glue(settings: Settings, store: ObjectStore, clients: Clients) -> GlueEnsembleBackend:
     return GlueEnsembleBackend(settings, store, clients("glue"))
+
+
+@register("statsforecast", when=lambda settings: not settings.model_job)
+def _in_process(settings: Settings, store: ObjectStore, clients: Clients):
+    from forecast_orchestrator.ensemble_backend import EnsembleBackend  # the ensemble's libraries, imported here
+
+    return EnsembleBackend(settings, store)

@@ -23,7 +23,7 @@ from botocore.exceptions import ConnectionError as AwsConnectionError
 from core.aws import client
 from core.object_store import ObjectStore, object_store
 from core.settings import Settings
-from forecast_orchestrator import amazon_forecast, ensemble_backend, ensemble_on_glue  # noqa: F401 - they register
+from forecast_orchestrator import amazon_forecast, ensemble_on_glue  # noqa: F401 - they register
 from forecast_orchestrator.backends import (
     DONE,
     RUN_LEASE_SECONDS,
@@ -34,6 +34,9 @@ from forecast_orchestrator.backends import (
 )
 
 log = logging.getLogger("demand.orchestrator")
+# What the step Lambda imports beyond the runtime's boto3 (scripts/package.sh puts them in the bundle). The ensemble's
+# own libraries run in the forecast-steps Glue job (ensemble_on_glue), never here.
+LAMBDA_PACKAGES = ("pydantic", "pydantic-settings", "holidays")  # holidays: Settings checks the country
 
 
 @dataclass

@@ -1,11 +1,12 @@
-"""Glue job: the open ensemble's heavy workflow steps (train, forecast) for the AWS workflow.
+"""Glue job: the open ensemble's workflow steps that read the datasets (import, train, forecast, export) on AWS.
 
-On AWS the workflow's TrainPredictor and CreateForecast states start this job and poll it; the request/result
+On AWS the workflow's ImportDatasets, TrainPredictor, CreateForecast and ExportForecast states start this job and
+poll it; the request/result
 protocol and the step itself are forecast_orchestrator/ensemble_on_glue.py. With --use_spark true (the default)
 the series are spread over the cluster through fugue, so many series scale out.
 
-    forecast_steps.py --JOB_NAME forecast-steps --step train|forecast --request_key runs/<run_id>/<step>.request.json \
-        [--use_spark true --prefix demand --runtime aws]
+    forecast_steps.py --JOB_NAME forecast-steps --step import|train|forecast|export \
+        --request_key runs/<run_id>/<step>.request.json [--use_spark true --prefix demand --runtime aws]
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `make package`: build the deployment artefacts under artefacts/ (no network, no AWS).
 #
-#   artefacts/flink/outlier-split.zip      Managed Flink application: flink_jobs/ + streaming/ + core/
+#   artefacts/flink/outlier-split.zip      Managed Flink application: flink_jobs/ + streaming/ + core/ + site_packages/
 #                                          (+ lib/flink-sql-connector-kinesis.jar if you fetched it, see below)
 #   artefacts/glue/<job>.py                Glue 5.0 entry scripts (glue_jobs/*.py with a main)
 #   artefacts/glue/demand_pipeline.zip     the packages the Glue scripts import (--extra-py-files)
-#   artefacts/lambda/orchestrator.zip      forecast orchestrator Lambda bundle
+#   artefacts/lambda/orchestrator.zip      forecast orchestrator Lambda bundle (+ pydantic; boto3 is the runtime's)
 #   artefacts/SHA256SUMS                   checksums of the above
 #
 # scripts/deploy.sh uploads artefacts/ under s3://<artefacts bucket>/<release>/ and deploys the stack.
@@ -49,23 +49,9 @@ echo "Flink application"
 zip_tree "$OUT/flink/outlier-split.zip" flink_jobs streaming core
 # Managed Flink installs nothing: the packages the job imports go into the zip, under the pyFiles folder.
 SITE=$("$PY" -c 'from flink_jobs.properties import RUN_OPTIONS; print(RUN_OPTIONS["pyFiles"].rstrip("/"))')
-STAGE=$(mktemp -d)
-trap 'rm -rf "$STAGE"' EXIT
 PACKAGES=$("$PY" -c 'from flink_jobs.properties import FLINK_JOB_PACKAGES; print(" ".join(FLINK_JOB_PACKAGES))')
 # shellcheck disable=SC2086
-echo "  + $SITE/: $("$PY" scripts/vendor.py "$STAGE/$SITE" $PACKAGES)"
-APP_ZIP="$(cd "$OUT/flink" && pwd)/outlier-split.zip"
-PYABS="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
-(cd "$STAGE" && "$PYABS" - "$APP_ZIP" "$SITE" <<'PYSITE'
-import sys, zipfile
-from pathlib import Path
-app, site = sys.argv[1:]
-with zipfile.ZipFile(app, "a", zipfile.ZIP_DEFLATED) as zf:
-    for path in sorted(Path(site).rglob("*")):
-        if path.is_file():
-            zf.write(path, path.as_posix())
-PYSITE
-)
+echo "  + $SITE/: $("$PY" scripts/vendor.py "$OUT/flink/outlier-split.zip" "$SITE" $PACKAGES)"
 # Managed Flink takes one jar file: the connector's, with the job's own operators (flink_jobs/java) added.
 OWN_JAR=$("$PY" -m flink_jobs.jars)
 CONNECTOR=""
@@ -103,6 +89,10 @@ zip_tree "$OUT/glue/demand_pipeline.zip" glue_jobs forecast_orchestrator core
 
 echo "Lambda bundle"
 zip_tree "$OUT/lambda/orchestrator.zip" forecast_orchestrator core
+# The Lambda runtime brings boto3 and nothing else we import: the rest goes into the bundle's root.
+PACKAGES=$("$PY" -c 'from forecast_orchestrator.handlers import LAMBDA_PACKAGES; print(" ".join(LAMBDA_PACKAGES))')
+# shellcheck disable=SC2086
+echo "  + $("$PY" scripts/vendor.py "$OUT/lambda/orchestrator.zip" . $PACKAGES)"
 
 (cd "$OUT" && find . -type f ! -name SHA256SUMS -print0 | sort -z | xargs -0 sha256sum > SHA256SUMS)
 echo "artefacts ready in $OUT/ (deploy with: make deploy)"

@@ -1,15 +1,16 @@
-"""Copy installed distributions and everything they require (from this environment, the lock's versions) into a
-folder, as a runtime without pip needs them: `python scripts/vendor.py OUT NAME...` prints what it copied.
+"""Add installed distributions and everything they require (from this environment: the lock's versions) to a zip,
+as a runtime without pip needs them: `python scripts/vendor.py ZIP FOLDER NAME...` (FOLDER `.` for the zip's root)
+prints what it added.
 
-Managed Flink installs nothing (no pip, no requirements file): every package the job imports is in its zip, under
-the `pyFiles` folder of the run options. The copies are this environment's builds (CPython 3.11, Linux x86_64), the
-platform the AWS runtimes run.
+Managed Flink and Lambda install nothing: every package the code imports is in its zip (Managed Flink: under the
+`pyFiles` folder of the run options; Lambda: at the root). The copies are this environment's builds (CPython 3.11,
+Linux x86_64), the platform the AWS runtimes run.
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
+import zipfile
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
@@ -32,26 +33,23 @@ def closure(names: list[str]) -> list[str]:
     return sorted(seen)
 
 
-def vendor(out: Path, names: list[str]) -> list[str]:
-    out.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for name in closure(names):
-        try:
-            dist = distribution(name)
-        except PackageNotFoundError:
-            raise SystemExit(f"{name} is not installed here: run make setup") from None
-        for file in dist.files or []:
-            if file.suffix in (".pyc",) or "__pycache__" in file.parts or file.parts[0].endswith(".dist-info"):
-                continue
-            if file.parts[0] in ("..", "bin"):
-                continue
-            source = Path(file.locate())
-            target = out / file
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-        copied.append(f"{dist.metadata['Name']}=={dist.version}")
-    return copied
+def vendor(archive: Path, folder: str, names: list[str]) -> list[str]:
+    """Append the distributions' files to the zip under folder; returns name==version of each."""
+    added = []
+    with zipfile.ZipFile(archive, "a", zipfile.ZIP_DEFLATED) as zf:
+        for name in closure(names):
+            try:
+                dist = distribution(name)
+            except PackageNotFoundError:
+                raise SystemExit(f"{name} is not installed here: run make setup") from None
+            for file in dist.files or []:
+                top = file.parts[0]
+                if file.suffix == ".pyc" or "__pycache__" in file.parts or top in ("..", "bin"):
+                    continue  # the metadata (.dist-info) stays: packages read their own version from it
+                zf.write(Path(file.locate()), (Path(folder) / file).as_posix())
+            added.append(f"{dist.metadata['Name']}=={dist.version}")
+    return added
 
 
 if __name__ == "__main__":
-    print(" ".join(vendor(Path(sys.argv[1]), sys.argv[2:])))
+    print(" ".join(vendor(Path(sys.argv[1]), sys.argv[2], sys.argv[3:])))

@@ -246,7 +246,7 @@ data "aws_iam_policy_document" "glue" {
   statement {
     sid       = "WriteModelArtefacts"
     actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.data["forecast-export"].arn}/predictors/*", "${aws_s3_bucket.data["forecast-export"].arn}/runs/*"]
+    resources = [for p in ["predictors", "runs", "exports"] : "${aws_s3_bucket.data["forecast-export"].arn}/${p}/*"]
   }
   statement {
     sid       = "UseDataKey"

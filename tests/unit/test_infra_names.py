@@ -554,3 +554,20 @@ def test_the_python_modules_glue_installs_are_the_locked_versions():
         for pin in filter(None, modules.split(",")):
             name, version = pin.split("==")
             assert locked[name.lower()] == version, pin
+
+
+def test_the_forecast_steps_job_may_write_what_the_ensemble_steps_write():
+    """On AWS import, train, forecast and export run in the forecast-steps Glue job (ensemble_on_glue.STEPS): its
+    role must write the predictors, the run files (requests, results, progress, forecasts) and the export."""
+    from forecast_orchestrator.backends import progress_key
+    from forecast_orchestrator.ensemble_on_glue import STEPS, request_key, result_key
+
+    assert set(STEPS) == {"import", "train", "forecast", "export"}
+    role = resources("AWS::IAM::Role")["GlueJobRole"]
+    (statement,) = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]
+                    if s["Sid"] == "WriteModelArtefacts"]  # fmt: skip
+    prefixes = {
+        resolve(r).split(">/")[-1].split("/")[0] for r in statement["Resource"]
+    }  # <ForecastExportBucket.Arn>/...
+    written = {progress_key("r"), result_key(request_key("r", "train")), "predictors/p/metrics.parquet", "exports/r/x"}
+    assert {key.split("/")[0] for key in written} <= prefixes

@@ -105,3 +105,33 @@ def test_flink_application_jar_holds_the_connector_and_the_jobs_operators(tmp_pa
     assert run.returncode == 0, run.stderr
     assert '"error_code":"invalid_json"' in run.stdout
     assert (tmp_path / "app" / site / "pydantic_core").is_dir()
+
+
+def test_the_lambda_bundle_imports_on_the_lambda_runtime_without_the_ensembles_libraries(tmp_path):
+    """The orchestrator Lambda gets its bundle and the runtime's boto3, nothing else: in an interpreter that sees only
+    those, the handler imports, picks the Glue backend, and loads neither pandas nor the models."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    env = {**os.environ, "ARTEFACTS_DIR": str(tmp_path / "art"), "PY": sys.executable}
+    done = subprocess.run(["scripts/package.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    zipfile.ZipFile(tmp_path / "art/lambda/orchestrator.zip").extractall(tmp_path / "bundle")
+    runtime = tmp_path / "runtime.zip"  # what the Lambda runtime provides: boto3 and its requirements
+    subprocess.run([sys.executable, str(ROOT / "scripts/vendor.py"), str(runtime), ".", "boto3"], check=True,
+                   capture_output=True)  # fmt: skip
+    zipfile.ZipFile(runtime).extractall(tmp_path / "runtime")
+    check = (
+        "import sys; sys.path[:0] = sys.argv[1:3]\n"
+        "from forecast_orchestrator import handlers\n"
+        "from core.settings import Settings\n"
+        "rt = handlers.Runtime.build(Settings(runtime='aws', model_job='demand-forecast-steps'))\n"
+        "heavy = [m for m in ('pandas', 'numpy', 'pyarrow', 'statsforecast', 'lightgbm') if m in sys.modules]\n"
+        "print(type(rt.backend).__name__, heavy)\n"
+    )
+    run = subprocess.run([sys.executable, "-I", "-S", "-c", check, str(tmp_path / "bundle"), str(tmp_path / "runtime")],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "GlueEnsembleBackend []"
