@@ -334,3 +334,54 @@ def test_an_answer_too_big_for_a_dynamodb_item_is_served_not_cached(served):
     cache = ForecastCache(served)
     assert cache.put("huge", {"forecast": ["x" * 1000] * 500}, generation=0) is None  # 500 KB > DynamoDB's 400 KB
     assert cache.get("huge").payload is None
+
+
+def _value(schema: dict):
+    """A hypothesis strategy for a parameter: mostly values its schema allows, sometimes any text (the API must then
+    answer 422, never fail)."""
+    from hypothesis import strategies as st
+
+    schema = next((s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"), schema)
+    if schema.get("type") == "integer":
+        valid = st.integers(schema.get("minimum", -(10**6)), schema.get("maximum", 10**6))
+    elif schema.get("format") == "date":
+        valid = st.dates().map(str)
+    else:
+        valid = st.from_regex(schema["pattern"], fullmatch=True) if "pattern" in schema else st.text(max_size=20)
+    return st.one_of(valid, valid, st.text(max_size=70), st.integers().map(str))
+
+
+def test_the_api_answers_every_request_its_spec_allows_as_the_spec_says(served):
+    """A property run of the OpenAPI spec (what schemathesis does, bounded): for each operation, generated parameters
+    get one of the documented status codes with a JSON body, and never a server error."""
+    from urllib.parse import quote
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    client = TestClient(create_app(served, api_key="s3cret"))
+    spec = client.get("/openapi.json").json()
+
+    def checker(path: str, operation: dict):
+        documented = {int(code) for code in operation["responses"]}
+        params = {p["name"]: (p["in"], _value(p["schema"])) for p in operation.get("parameters", [])}
+        keyed = "401" in operation["responses"]
+        draws = st.fixed_dictionaries({}, optional={name: strategy for name, (_, strategy) in params.items()})
+
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(values=draws, with_key=st.booleans())
+        def check(values, with_key):
+            url = path
+            for name, (where, _) in params.items():
+                if where == "path":
+                    url = url.replace("{" + name + "}", quote(str(values.pop(name, "item-1")), safe="") or "x")
+            headers = {"X-API-Key": "s3cret"} if with_key or not keyed else {}
+            reply = client.get(url, params={k: str(v) for k, v in values.items()}, headers=headers)
+            assert reply.status_code < 500, (url, values, reply.text)
+            assert reply.status_code in documented, (url, values, reply.status_code, reply.text)
+            reply.json()
+
+        return check
+
+    for path, operations in spec["paths"].items():
+        checker(path, operations["get"])()
