@@ -309,6 +309,9 @@ def aws_job(props: dict[str, str]):  # pragma: no cover - needs the Kinesis conn
     config = JobConfig(
         out_of_orderness_s=int(props.get("out_of_orderness.seconds", 300)),
         dedup_ttl_hours=float(props.get("dedup.ttl.hours", 24)),
+        dedup_max_ids=int(props.get("dedup.max.ids", JobConfig.dedup_max_ids)),
+        future_slack_hours=float(props.get("future_slack.hours", JobConfig.future_slack_hours)),
+        batch_bytes=int(props.get("batch.bytes", JobConfig.batch_bytes)),
         batch_records=int(props.get("batch.records", JobConfig.batch_records)),
         batch_ms=int(props.get("batch.ms", JobConfig.batch_ms)),
         outlier=OutlierSettings.model_validate_json(props.get("outlier.thresholds") or "{}"),

@@ -31,6 +31,9 @@ PROPERTIES: dict[str, str] = {
     "out_of_orderness.seconds": "bounded out-of-orderness of the event-time watermark",
     "batch.records": "lines a batch for the Python operator holds at most (per item bucket)",
     "batch.ms": "a batch goes to the Python operator at the latest this many ms after its first line",
+    "dedup.max.ids": "the most event ids an item's duplicate map holds (the oldest go first)",
+    "future_slack.hours": "an event time further than this past the processing time is rejected (event_time_in_future)",
+    "batch.bytes": "bytes of lines a batch for the Python operator holds at most (per item bucket)",
     "outlier.thresholds": "JSON object overriding the outlier split's thresholds (core.settings.OutlierSettings)",
 }
 

@@ -99,7 +99,7 @@ locals {
     "pyFiles" = "site_packages/"
   }
   flink_property_group = "DemandPipeline"
-  flink_property_keys  = ["aws.region", "batch.ms", "batch.records", "campaigns.stream", "clean.stream", "dedup.ttl.hours", "input.stream", "out_of_orderness.seconds", "outlier.thresholds", "outliers.stream", "products.stream", "rejected.stream"]
+  flink_property_keys  = ["aws.region", "batch.bytes", "batch.ms", "batch.records", "campaigns.stream", "clean.stream", "dedup.max.ids", "dedup.ttl.hours", "future_slack.hours", "input.stream", "out_of_orderness.seconds", "outlier.thresholds", "outliers.stream", "products.stream", "rejected.stream"]
 
   # forecast_orchestrator/state_machine.py definition(). The string $${ForecastStepFunctionArn} is the
   # literal ${ForecastStepFunctionArn}; main.tf replaces it with the orchestrator Lambda's ARN.

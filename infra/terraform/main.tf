@@ -72,6 +72,9 @@ locals {
     "out_of_orderness.seconds" = tostring(var.out_of_orderness_seconds)
     "batch.records"            = tostring(var.flink_batch_records)
     "batch.ms"                 = tostring(var.flink_batch_ms)
+    "dedup.max.ids"            = tostring(var.dedup_max_ids)
+    "future_slack.hours"       = tostring(var.future_slack_hours)
+    "batch.bytes"              = tostring(var.flink_batch_bytes)
     "outlier.thresholds"       = var.outlier_thresholds
   }
 

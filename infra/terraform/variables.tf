@@ -107,6 +107,24 @@ variable "flink_batch_ms" {
   default     = 500
 }
 
+variable "dedup_max_ids" {
+  description = "Flink property dedup.max.ids."
+  type        = number
+  default     = 200000
+}
+
+variable "future_slack_hours" {
+  description = "Flink property future_slack.hours."
+  type        = number
+  default     = 24
+}
+
+variable "flink_batch_bytes" {
+  description = "Flink property batch.bytes."
+  type        = number
+  default     = 4194304
+}
+
 variable "outlier_thresholds" {
   description = "Flink property outlier.thresholds: a JSON object overriding the outlier split's thresholds (core/settings.py OutlierSettings)."
   type        = string
