@@ -13,6 +13,7 @@ from fastapi.security import APIKeyHeader
 
 from api.cache import ForecastCache
 from api.queries import QueryLayer
+from api.stock import NoForecast, StockError, project
 from core.settings import Settings
 
 # Item and store ids as the contracts allow them (max 64 chars), restricted to characters ids really use.
@@ -85,6 +86,26 @@ def create_app(
         state = "miss" if payload["expires_at"] is not None else "bypass"  # bypass: not cached (unavailable, too big)
         response.headers["X-Cache"] = state
         return {**payload, "cache": state}
+
+    @app.get(
+        "/items/{item_id}/stock",
+        dependencies=guarded,
+        responses={**denied, 404: {"description": "no forecast for the item (and location) in the latest run"}},
+        tags=["planning"],
+    )
+    def stock(
+        item_id: ItemId,
+        on_hand: Annotated[float, Query(ge=0, description="units in stock now")],
+        lead_time: Annotated[int, Query(ge=0, le=104, description="periods from order to delivery")] = 1,
+        service_level: Annotated[float, Query(ge=0.5, lt=1, description="share of periods served in full")] = 0.9,
+        location: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    ) -> dict:
+        """Projected stock per period at p50 and at the service level's quantile, the first shortage of each, and a
+        suggested order (quantity and the latest period to place it)."""
+        try:
+            return project(item_id, layer.forecast(item_id), on_hand, lead_time, service_level, location).as_dict()
+        except StockError as exc:
+            raise HTTPException(404 if isinstance(exc, NoForecast) else 422, str(exc)) from None
 
     @app.get("/outliers", dependencies=guarded, responses=denied, tags=["outliers"])
     def outliers(

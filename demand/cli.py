@@ -23,6 +23,7 @@ from demand.commands import (
     report,
     schemas,
     serve,
+    stock,
     stream,
 )
 from local_stack.stack import local_settings
@@ -48,6 +49,7 @@ COMMANDS: list[tuple[typer.Typer, str | None]] = [
     (query.app, None),
     (serve.app, None),
     (report.app, None),
+    (stock.app, None),
     (schemas.app, "schemas"),
 ]
 

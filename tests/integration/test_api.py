@@ -385,3 +385,38 @@ def test_the_api_answers_every_request_its_spec_allows_as_the_spec_says(served):
 
     for path, operations in spec["paths"].items():
         checker(path, operations["get"])()
+
+
+def test_stock_projection_finds_the_shortage_and_suggests_an_order(served):
+    """Item A's forecast: p50 5 then 4, p90 9 then 8 (two weeks from 2024-01-22). Nine units last two weeks at p50
+    and one week at p90; with a lead time of one week the order must go out in the first week."""
+    client = TestClient(create_app(served))
+    plan = client.get("/items/A/stock", params={"on_hand": 9.5, "lead_time": 1, "service_level": 0.9}).json()
+    assert plan["quantile"] == "p90"
+    assert [p["stock_p50"] for p in plan["periods"]] == [4.5, 0.5]
+    assert plan["shortage_p50"] is None and plan["shortage_service"] == "2024-01-29"  # 9.5 - 9 - 8 < 0
+    assert plan["order_quantity"] == 7.5 and plan["order_by"] == "2024-01-22" and plan["late"] is False
+    short = client.get("/items/A/stock", params={"on_hand": 6}).json()
+    assert short["shortage_p50"] == "2024-01-29" and short["shortage_service"] == "2024-01-22" and short["late"]
+    assert client.get("/items/NOPE/stock", params={"on_hand": 1}).status_code == 404
+    assert client.get("/items/A/stock", params={"on_hand": -1}).status_code == 422
+    assert client.get("/items/A/stock", params={"on_hand": 1, "service_level": 0.99}).status_code == 422  # no p99
+
+
+def test_demand_stock_reads_the_on_hand_csv_and_names_what_it_cannot_plan(served, tmp_path):
+    stock = tmp_path / "stock.csv"
+    stock.write_text("item_id,on_hand,lead_time\nA,9.5,1\nB,0,2\nNOPE,3,1\n")
+    env = {"DEMAND_DATA_ROOT": str(served.data_root), "DEMAND_PREFIX": served.prefix}
+    result = CliRunner().invoke(cli, ["--endpoint-url", served.endpoint_url, "stock", "--on-hand", str(stock),
+                                      "--format", "json"], env=env)  # fmt: skip
+    assert result.exit_code == 1
+    plans = json.loads(result.stdout)["plans"]
+    assert [(p["item_id"], p["shortage_service"], p["order_quantity"]) for p in plans] == [
+        ("A", "2024-01-29", 7.5),
+        ("B", "2024-01-22", 5.0),  # B's p90: 2 then 3
+    ]
+    assert "NOPE" in result.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("item_id,on_hand\nA,lots\n")
+    rejected = CliRunner().invoke(cli, ["stock", "--on-hand", str(bad)], env=env)
+    assert rejected.exit_code == 2 and "row 2" in rejected.output
