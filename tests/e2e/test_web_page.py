@@ -113,3 +113,30 @@ def test_a_keyed_api_asks_for_the_key_and_keeps_it_out_of_the_url(settings):
             assert not any("s3cret" in r for r in requests)  # never in a URL the browser asked for
         finally:
             browser.close()
+
+
+def test_the_stock_chart_shows_the_projection_and_the_shortages(base_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(base_url + "/")
+            page.wait_for_selector("#item option[value='A']", state="attached")
+            page.select_option("#item", "A")
+            page.fill("#onhand", "6")
+            page.click("#stockform button")
+            page.wait_for_selector("#stock[data-item='A']")
+            # A's forecast: p50 5 then 4, p90 9 then 8; six on hand run short in week two at p50, week one at p90.
+            assert len(page.get_attribute("#stock polyline.stock50", "points").split()) == 2
+            assert (
+                page.locator("#stock circle.short50").count() == 1 and page.locator("#stock circle.shortq").count() == 1
+            )
+            meta = page.inner_text("#stockmeta")
+            assert "shortage at p50: 2024-01-29" in meta and "at p90: 2024-01-22" in meta and "(late)" in meta
+            assert errors == []
+        finally:
+            browser.close()
