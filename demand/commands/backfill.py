@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.object_store import object_store
+from demand import output
 from streaming.records import encode_event
 from streaming.uci_replay import COLUMNS, ReplayCounts, replay
 
@@ -125,7 +126,7 @@ def backfill(
                       f"{split['clean']:,} / {split['outliers']:,} / {split['rejected']:,} / {split['duplicates']:,}",
                       f"{seconds['split']:.1f}")  # fmt: skip
         table.add_row("land: objects", f"{landed.objects_written:,}", f"{seconds['land']:.1f}")
-        Console().print(table)
+        output.stdout().print(table)
     if not balanced:
         console.print(f"[red]counts do not add up: {split['accounted']} accounted for, {split['input']} input lines")
         raise typer.Exit(1)

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from demand import output
 from flink_jobs.outlier_split import JobConfig
 
 app = typer.Typer(help="The PyFlink outlier split job.", no_args_is_help=True)
@@ -82,7 +83,7 @@ def run_command(
         table.add_column("records", justify="right")
         for name, value in counts.items():
             table.add_row(name, f"{value:,}")
-        Console().print(table)
+        output.stdout().print(table)
     if not ok and not follow:  # a stopped --follow run counts only what its last checkpoint committed
         console.print(f"[red]counts do not add up: {counts['accounted']} accounted for, {counts['input']} input lines")
         raise typer.Exit(1)

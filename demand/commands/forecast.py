@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from demand import output
 from forecast_orchestrator.handlers import Runtime
 from forecast_orchestrator.state_machine import asl_json
 from forecast_orchestrator.workflow import manifests, run_forecast, watch
@@ -41,7 +42,7 @@ def _print_run(status: str, run: dict, as_json: bool) -> None:
     for key, value in rows.items():
         if value is not None:
             table.add_row(key, str(value))
-    Console().print(table)
+    output.stdout().print(table)
 
 
 @app.command("run")

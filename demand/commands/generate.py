@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from demand import output
 from streaming.generator import ANOMALY_KINDS, GeneratorConfig, generate, write_dataset
 from streaming.records import encode_event
 from streaming.uci_replay import ReplayCounts, count_rows, replay
@@ -125,4 +126,4 @@ def replay_uci_command(
     rows += [("events", "products", counts.product_events), ("events", "cancellations", counts.cancellations)]
     rows += [("events", "cancellations matched to their order", counts.matched_cancellations)]
     rows += [("rejected", code, n) for code, n in summary["rejected_by_code"].items()]
-    Console().print(_table(f"{path} -> {events_path}", rows))
+    output.stdout().print(_table(f"{path} -> {events_path}", rows))

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from demand import output
 from glue_jobs.build_forecast_inputs import DatasetError, build, request_from_args
 from glue_jobs.enrich_forecast import EnrichError, latest_export_manifest, publish_run
 from glue_jobs.runtime import spark_session
@@ -64,7 +65,7 @@ def build_forecast_inputs(
         table.add_column(col)
     for name, entry in manifest["datasets"].items():
         table.add_row(name, entry["dataset_type"], str(entry["rows"]), entry["path"])
-    Console().print(table)
+    output.stdout().print(table)
 
 
 @run_app.command("enrich-forecast")
@@ -96,4 +97,6 @@ def enrich_forecast(
     if as_json:
         typer.echo(json.dumps(result))
     else:
-        Console().print(f"enriched {result['rows']} forecast rows of run {result['run_id']} -> {result['location']}")
+        output.stdout().print(
+            f"enriched {result['rows']} forecast rows of run {result['run_id']} -> {result['location']}"
+        )

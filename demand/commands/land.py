@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.object_store import object_store
+from demand import output
 from streaming.landing import deliver
 
 app = typer.Typer()
@@ -39,4 +40,4 @@ def land(
     table.add_column("rows", justify="right")
     for name, rows in sorted(summary.rows.items()):
         table.add_row(name, str(rows))
-    Console().print(table)
+    output.stdout().print(table)

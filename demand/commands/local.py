@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.settings import Settings
+from demand import output
 from local_stack import stack as local_stack
 
 app = typer.Typer(help="Run the local stack: a moto server on 127.0.0.1 plus streams, tables and buckets.")
@@ -93,4 +94,4 @@ def status_command(
         table.add_row("glue database", settings.names.glue_database, "exists" if status["glue_database"] else "missing")
     for name, exists in status["buckets"].items():
         table.add_row("bucket", name, "exists" if exists else "missing")
-    Console().print(table)
+    output.stdout().print(table)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from demand import output
 from streaming.producer import PushError, push_file
 
 
@@ -72,8 +73,8 @@ def push_command(
             table.add_row(key, f"{result[key]:,}")
         for code, n in result["rejected_by_code"].items():
             table.add_row(f"rejected: {code}", f"{n:,}")
-        Console().print(table)
+        output.stdout().print(table)
         if summary.rejected:
-            Console().print(f"rejected records: {summary.rejected_path}")
+            output.stdout().print(f"rejected records: {summary.rejected_path}")
     if not summary.complete:
         raise typer.Exit(1)

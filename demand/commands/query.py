@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.aws import client
+from demand import output
 from query.engine import QueryError, run_athena, run_local
 from query.named_queries import NAMED
 
@@ -70,6 +71,6 @@ def query(
             table.add_column(col)
         for row in result.rows[:limit_rows]:
             table.add_row(*["" if v is None else str(v) for v in row])
-        Console().print(table)
+        output.stdout().print(table)
         return
     Console(stderr=True).print(footer)

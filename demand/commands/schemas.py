@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from core.schema_files import DEFAULT_PREFIX, schema_files
 from core.settings import ResourceNames
+from demand import output
 
 app = typer.Typer(help="The data contracts as JSON Schema, Glue columns and Athena DDL.", no_args_is_help=True)
 
@@ -39,6 +39,6 @@ def export_command(
         table.add_column("status")
         for rel in files:
             table.add_row(rel, ("stale" if check else "written") if rel in stale else "up to date")
-        Console().print(table)
+        output.stdout().print(table)
     if check and stale:
         raise typer.Exit(1)

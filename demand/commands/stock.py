@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from demand import output
 
 app = typer.Typer()
 
@@ -72,7 +73,7 @@ def stock(
             table.add_column(column)
         for plan in plans:
             table.add_row(*["" if plan[c] is None else str(plan[c]) for c in summary])
-        Console(width=200).print(table)
+        output.stdout().print(table)
     for message in missing:
         typer.secho(f"error: {message}", err=True, fg="red")
     if missing:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from demand import output
 from streaming.stream_reader import iter_stream, stream_counts
 
 app = typer.Typer(help="Inspect Kinesis streams.")
@@ -53,4 +54,4 @@ def read_command(
     table.add_column("value", justify="right")
     for key in ("records", "distinct_event_ids", "duplicates", "undecodable", "shards"):
         table.add_row(key, f"{counts[key]:,}")
-    Console().print(table)
+    output.stdout().print(table)

@@ -98,6 +98,10 @@ def test_cli_formats(landed):
     assert as_csv.stdout.splitlines()[:2] == ["item_id", "A"]
     table = runner.invoke(app, [*base, "SELECT count(*) AS n FROM demand.sales"])
     assert table.exit_code == 0 and "3" in table.stdout
+    # Written to a pipe (as here), a table is not cut to 80 columns: every value of a wide row is there in full.
+    wide = ", ".join(f"'{name}-{'x' * 20}' AS column_{name}" for name in "abcdefg")
+    piped = runner.invoke(app, [*base, f"SELECT {wide}"], env={"COLUMNS": ""})
+    assert piped.exit_code == 0 and all(f"{name}-{'x' * 20}" in piped.stdout for name in "abcdefg"), piped.stdout
     bad = runner.invoke(app, [*base, "SELECT nope(1)"])
     assert bad.exit_code == 1 and "nope" in bad.output
 
