@@ -1,5 +1,6 @@
 """The `statsforecast` backend (the open ensemble, forecast_orchestrator/ensemble.py) as workflow steps:
-synchronous, artefacts in the object store. On AWS the heavy steps run as a Glue job (ensemble_on_glue.py).
+synchronous, artefacts in the object store. ensemble_on_glue.py registers it (imported only when used: pandas and
+the models) and, on AWS, runs its steps that read datasets in a Glue job.
 
 A predictor is the per-series model selection and its backtest metrics, kept under
 `predictors/<predictor_id>/` in the forecast-export bucket, so a champion kept by the accuracy gate can
