@@ -72,8 +72,8 @@ def _read(spark, store: ObjectStore, settings: Settings, landing: Table, require
     return rows
 
 
-def check_datasets(target, related, metadata, window: fi.RunWindow, with_location: bool) -> dict[str, int]:
-    """Amazon Forecast's dataset rules; raises DatasetError naming the first broken one. Returns row counts."""
+def check_datasets(target, related, metadata, window: fi.RunWindow, with_location: bool) -> None:
+    """Amazon Forecast's dataset rules; raises DatasetError naming the first broken one."""
     keys = series_keys(with_location)
     for name, df in (("target", target), ("related", related)):
         dup = df.groupBy(*keys, "timestamp").count().where("count > 1").limit(1).collect()
@@ -92,7 +92,6 @@ def check_datasets(target, related, metadata, window: fi.RunWindow, with_locatio
     uncovered = target.select("item_id").distinct().join(metadata, "item_id", "left_anti").limit(1).collect()
     if uncovered:
         raise DatasetError(f"item metadata misses target item {uncovered[0]['item_id']}")
-    return {"target": target.count(), "related": related.count(), "metadata": metadata.count()}
 
 
 def build(spark, settings: Settings, request: BuildRequest) -> dict:
@@ -111,12 +110,13 @@ def build(spark, settings: Settings, request: BuildRequest) -> dict:
     target = fi.target_series(totals, window, request.with_location).cache()
     related = fi.related_series(totals, campaigns, days, window, request.with_location).cache()
     metadata = fi.item_metadata(products, target).cache()
-    counts = check_datasets(target, related, metadata, window, request.with_location)
+    check_datasets(target, related, metadata, window, request.with_location)
     frames = {
         name: df.select(*[c for c, _ in dataset_columns(name, request.with_location)])
         for name, df in (("target", target), ("related", related), ("metadata", metadata))
     }
-    key, digest = build_key(settings, request, fi.content_digest(frames))
+    content, counts = fi.content_digest(frames)
+    key, digest = build_key(settings, request, content)
 
     bucket = settings.names.bucket("forecast-input")
     base = f"datasets/{window.frequency}/{window.end.isoformat()}-{digest[:16]}/"

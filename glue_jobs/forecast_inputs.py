@@ -274,12 +274,14 @@ def item_metadata(products: DataFrame | None, items: DataFrame) -> DataFrame:
     )
 
 
-def content_digest(frames: dict[str, DataFrame]) -> str:
-    """A digest of the datasets' rows that does not depend on their order or partitioning: per dataset its row count
-    and the sum of its rows' 64-bit hashes (doubles at 6 decimals, so the order Spark summed them in does not show)."""
-    parts = []
+def content_digest(frames: dict[str, DataFrame]) -> tuple[str, dict[str, int]]:
+    """(a digest of the datasets' rows that does not depend on their order or partitioning, their row counts): per
+    dataset its row count and the sum of its rows' 64-bit hashes (doubles at 6 decimals, so the order Spark summed
+    them in does not show), one pass each."""
+    parts, counts = [], {}
     for name, df in sorted(frames.items()):
         cols = [F.round(F.col(c), 6) if kind in ("double", "float") else F.col(c) for c, kind in df.dtypes]
         row = df.agg(F.count(F.lit(1)).alias("n"), F.sum(F.xxhash64(*cols).cast("decimal(38,0)")).alias("h")).first()
         parts.append(f"{name}:{row['n']}:{row['h']}")
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+        counts[name] = int(row["n"])
+    return hashlib.sha256("|".join(parts).encode()).hexdigest(), counts

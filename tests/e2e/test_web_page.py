@@ -65,78 +65,70 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-sync"]  # fmt: skip
 
 
-def test_pick_an_item_and_see_band_line_and_outliers(base_url):
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module's tests."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(base_url + "/")
-            page.wait_for_selector("#item option[value='A']", state="attached")
-            page.wait_for_selector("#overview table")
-            assert "quantity_spike" in page.inner_text("#overview")
-            page.select_option("#item", "A")
-            page.wait_for_selector("#chart[data-item='A']")
-            assert page.locator("#chart polygon.band").count() == 1
-            assert page.locator("#chart polyline.p50").count() == 1
-            assert page.locator("#chart polyline.hist").count() == 1
-            assert page.locator("#chart circle.outlier").count() == 3  # o1, o2, o3 of item A
-            points = page.get_attribute("#chart polyline.p50", "points")
-            assert len(points.split()) == 2  # two forecast periods
-            assert "snacks" in page.inner_text("#meta") and page.inner_text("#err") == ""
-            assert errors == []
-        finally:
-            browser.close()
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
 
 
-def test_a_keyed_api_asks_for_the_key_and_keeps_it_out_of_the_url(settings):
-    from playwright.sync_api import sync_playwright
-
-    with _served(settings, api_key="s3cret") as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            requests: list[str] = []
-            page.on("request", lambda request: requests.append(request.url))
-            page.goto(url + "/")
-            page.wait_for_selector("#login", state="visible")  # the first call answered 401
-            page.fill("#key", "s3cret")
-            page.click("#login button")
-            page.wait_for_selector("#item option[value='A']", state="attached")
-            assert page.is_hidden("#login")
-            page.goto(url + "/#key=s3cret")  # a link with the key in the fragment
-            page.wait_for_selector("#item option[value='A']", state="attached")
-            assert "s3cret" not in page.url
-            assert not any("s3cret" in r for r in requests)  # never in a URL the browser asked for
-        finally:
-            browser.close()
+@pytest.fixture
+def page(browser):
+    """A fresh page (its own storage) and the script errors it raised, which every test expects to be none."""
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert errors == []
 
 
-def test_the_stock_chart_shows_the_projection_and_the_shortages(base_url):
-    from playwright.sync_api import sync_playwright
+def test_pick_an_item_and_see_band_line_and_outliers(base_url, page):
+    page.goto(base_url + "/")
+    page.wait_for_selector("#item option[value='A']", state="attached")
+    page.wait_for_selector("#overview table")
+    assert "quantity_spike" in page.inner_text("#overview")
+    page.select_option("#item", "A")
+    page.wait_for_selector("#chart[data-item='A']")
+    assert page.locator("#chart polygon.band").count() == 1
+    assert page.locator("#chart polyline.p50").count() == 1
+    assert page.locator("#chart polyline.hist").count() == 1
+    assert page.locator("#chart circle.outlier").count() == 3  # o1, o2, o3 of item A
+    points = page.get_attribute("#chart polyline.p50", "points")
+    assert len(points.split()) == 2  # two forecast periods
+    assert "snacks" in page.inner_text("#meta") and page.inner_text("#err") == ""
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(base_url + "/")
-            page.wait_for_selector("#item option[value='A']", state="attached")
-            page.select_option("#item", "A")
-            page.fill("#onhand", "6")
-            page.click("#stockform button")
-            page.wait_for_selector("#stock[data-item='A']")
-            # A's forecast: p50 5 then 4, p90 9 then 8; six on hand run short in week two at p50, week one at p90.
-            assert len(page.get_attribute("#stock polyline.stock50", "points").split()) == 2
-            assert (
-                page.locator("#stock circle.short50").count() == 1 and page.locator("#stock circle.shortq").count() == 1
-            )
-            meta = page.inner_text("#stockmeta")
-            assert "shortage at p50: 2024-01-29" in meta and "at p90: 2024-01-22" in meta and "(late)" in meta
-            assert errors == []
-        finally:
-            browser.close()
+
+def test_a_keyed_api_asks_for_the_key_and_keeps_it_out_of_the_url(settings, page):
+    with _served(settings, api_key="s3cret") as url:
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(url + "/")
+        page.wait_for_selector("#login", state="visible")  # the first call answered 401
+        page.fill("#key", "s3cret")
+        page.click("#login button")
+        page.wait_for_selector("#item option[value='A']", state="attached")
+        assert page.is_hidden("#login")
+        page.goto(url + "/#key=s3cret")  # a link with the key in the fragment
+        page.wait_for_selector("#item option[value='A']", state="attached")
+        assert "s3cret" not in page.url
+        assert not any("s3cret" in r for r in requests)  # never in a URL the browser asked for
+
+
+def test_the_stock_chart_shows_the_projection_and_the_shortages(base_url, page):
+    page.goto(base_url + "/")
+    page.wait_for_selector("#item option[value='A']", state="attached")
+    page.select_option("#item", "A")
+    page.fill("#onhand", "6")
+    page.click("#stockform button")
+    page.wait_for_selector("#stock[data-item='A']")
+    # A's forecast: p50 5 then 4, p90 9 then 8; six on hand run short in week two at p50, week one at p90.
+    assert len(page.get_attribute("#stock polyline.stock50", "points").split()) == 2
+    assert page.locator("#stock circle.short50").count() == 1 and page.locator("#stock circle.shortq").count() == 1
+    meta = page.inner_text("#stockmeta")
+    assert "shortage at p50: 2024-01-29" in meta and "at p90: 2024-01-22" in meta and "(late)" in meta
