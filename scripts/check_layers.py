@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "glue_jobs": {"core", "forecast_orchestrator"},
     "api": {"core", "query"},
     "local_stack": {"core"},
-    "infra": {"core", "flink_jobs", "forecast_orchestrator"},
+    "infra": {"core", "flink_jobs", "forecast_orchestrator", "glue_jobs"},
     "bench": {"core", "streaming", "flink_jobs", "forecast_orchestrator", "query", "glue_jobs", "api", "local_stack"},
     "demand": {"core", "streaming", "flink_jobs", "forecast_orchestrator", "query", "glue_jobs", "api", "local_stack"},
 }

@@ -5,6 +5,8 @@
 #                                          (+ lib/flink-sql-connector-kinesis.jar if you fetched it, see below)
 #   artefacts/glue/<job>.py                Glue 5.0 entry scripts (glue_jobs/*.py with a main)
 #   artefacts/glue/demand_pipeline.zip     the packages the Glue scripts import (--extra-py-files)
+#   artefacts/glue/wheels/*.whl            the third-party packages they import, as wheels of the lock's builds
+#                                          (--additional-python-modules, installed with --no-index)
 #   artefacts/lambda/orchestrator.zip      forecast orchestrator Lambda bundle (+ pydantic; boto3 is the runtime's)
 #   artefacts/SHA256SUMS                   checksums of the above
 #
@@ -86,6 +88,11 @@ for script in glue_jobs/build_forecast_inputs.py glue_jobs/enrich_forecast.py gl
   else echo "  warning: $script does not exist yet; the Glue job will fail until it does" >&2; fi
 done
 zip_tree "$OUT/glue/demand_pipeline.zip" glue_jobs forecast_orchestrator core
+# Every job's wheels (glue_jobs/packages.py) in one folder; the templates name each job's own (infra/generate.py).
+WHEELS=$("$PY" -c 'from glue_jobs.packages import GLUE_JOB_PACKAGES as P; print(" ".join(sorted({n for v in P.values() for n in v})))')
+RUNTIME=$("$PY" -c 'from glue_jobs.packages import GLUE_RUNTIME; print(" ".join(GLUE_RUNTIME))')
+# shellcheck disable=SC2086
+echo "  $OUT/glue/wheels/: $("$PY" scripts/vendor.py --wheels "$OUT/glue/wheels" $WHEELS --without $RUNTIME | wc -w) wheels"
 
 echo "Lambda bundle"
 zip_tree "$OUT/lambda/orchestrator.zip" forecast_orchestrator core

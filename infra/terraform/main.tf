@@ -79,14 +79,11 @@ locals {
   }
 
   glue_jobs = {
-    build_forecast_inputs = { name = "build-forecast-inputs", max_concurrent_runs = 1, extra_arguments = {
-      "--additional-python-modules" = "holidays==0.109"
-    } }
+    build_forecast_inputs = { name = "build-forecast-inputs", max_concurrent_runs = 1, extra_arguments = {} }
     enrich_forecast       = { name = "enrich-forecast", max_concurrent_runs = 2, extra_arguments = { "--export_key" = "" } }
     # statsforecast train / forecast steps of the workflow, on Spark (the step Lambda cannot hold statsforecast)
     forecast_steps = { name = "forecast-steps", max_concurrent_runs = 2, extra_arguments = {
-      "--step" = "train", "--request_key" = "", "--use_spark" = "true",
-      "--additional-python-modules" = "statsforecast==2.1.1,fugue==0.9.7,mlforecast==1.1.0,lightgbm==4.7.0,holidays==0.109"
+      "--step" = "train", "--request_key" = "", "--use_spark" = "true"
     } }
   }
 
@@ -576,6 +573,9 @@ resource "aws_glue_job" "this" {
     "--enable-continuous-cloudwatch-log" = "true"
     "--enable-glue-datacatalog"          = "true"
     "--job-bookmark-option"              = "job-bookmark-disable"
+    # the job's wheels (generated.tf, from glue_jobs/packages.py), uploaded by deploy.sh; no package index at start
+    "--additional-python-modules"        = join(",", [for w in local.glue_wheels[each.key] : "${local.artefacts}/glue/wheels/${w}"])
+    "--python-modules-installer-option" = local.glue_installer_option
   }, each.value.extra_arguments)
 }
 

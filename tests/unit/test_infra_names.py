@@ -509,6 +509,7 @@ def test_forecast_input_rule_starts_the_state_machine_with_bucket_and_manifest_k
 GLUE_SYSTEM_ARGS = {
     "extra-py-files", "TempDir", "job-language", "enable-metrics", "enable-continuous-cloudwatch-log",
     "enable-glue-datacatalog", "job-bookmark-option", "enable-job-insights", "additional-python-modules",
+    "python-modules-installer-option",
 }  # fmt: skip
 
 
@@ -537,23 +538,38 @@ def test_every_glue_job_argument_in_the_template_is_one_the_job_reads(job_name, 
     assert resolve(script).endswith(module.split(".")[1] + ".py")
 
 
-def test_the_python_modules_glue_installs_are_the_locked_versions():
+def test_the_glue_jobs_install_the_locked_builds_from_the_artefacts_bucket_and_no_index():
+    """Both templates give each Glue job the wheels of glue_jobs/packages.py (the lock's versions), under the
+    release's artefacts prefix, installed with --no-index: a job start reaches no package index."""
+    from glue_jobs.packages import GLUE_JOB_PACKAGES, INSTALLER_OPTION
+
     locked = dict(
         line.strip().split("==") for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line
     )
-    locked = {name.lower(): version for name, version in locked.items()}
-    cfn = {
-        resolve(p["Name"]): p["DefaultArguments"].get("--additional-python-modules", "")
-        for p in resources("AWS::Glue::Job").values()
-    }
-    jobs = terraform()["locals"]["glue_jobs"].values()
-    tf = {job["name"]: job["extra_arguments"].get("--additional-python-modules", "") for job in jobs}
-    assert {name.removeprefix("demand-"): mods for name, mods in cfn.items()} == tf
-    assert "holidays" in tf["build-forecast-inputs"] and "lightgbm" in tf["forecast-steps"]
-    for modules in tf.values():
-        for pin in filter(None, modules.split(",")):
-            name, version = pin.split("==")
-            assert locked[name.lower()] == version, pin
+    locked = {name.lower().replace("_", "-"): version for name, version in locked.items()}
+    prefix = "s3://None/artefacts/glue/wheels/"  # ArtefactsBucket has no default
+    cfn = {}
+    for job in resources("AWS::Glue::Job").values():
+        args = job["DefaultArguments"]
+        name = resolve(job["Name"]).removeprefix("demand-").replace("-", "_")
+        assert args["--python-modules-installer-option"] == INSTALLER_OPTION
+        wheels = resolve(args["--additional-python-modules"]).split(",")
+        assert all(w.startswith(prefix) for w in wheels), wheels
+        cfn[name] = [w.removeprefix(prefix) for w in wheels]
+    generated = terraform()["locals"]
+    assert generated["glue_installer_option"] == INSTALLER_OPTION
+    assert generated["glue_wheels"] == cfn
+    assert set(cfn) == set(GLUE_JOB_PACKAGES)
+    main = (TERRAFORM / "main.tf").read_text()
+    assert "local.glue_wheels[each.key]" in main and '"${local.artefacts}/glue/wheels/${w}"' in main
+    assert '--python-modules-installer-option" = local.glue_installer_option' in main
+    for job, wheels in cfn.items():
+        pins = {w.split("-")[0].lower().replace("_", "-"): w.split("-")[1] for w in wheels}
+        assert set(GLUE_JOB_PACKAGES[job]) <= set(pins), job
+        for name, version in pins.items():
+            assert locked[name] == version, (job, name)
+        assert not {"pyspark", "boto3", "botocore"} & set(pins)  # the runtime's own
+    assert {"statsforecast", "mlforecast", "lightgbm"} <= {w.split("-")[0] for w in cfn["forecast_steps"]}
 
 
 def test_the_forecast_steps_job_may_write_what_the_ensemble_steps_write():

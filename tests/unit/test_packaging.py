@@ -64,23 +64,71 @@ def test_bundle_carries_what_its_entry_point_imports(zip_name, entry):
     assert needed <= bundle(zip_name), f"{zip_name} lacks {needed - bundle(zip_name)} for {entry}"
 
 
-def test_flink_application_jar_holds_the_connector_and_the_jobs_operators(tmp_path):
-    import io
+def _glue_imports(entry: Path) -> set[str]:
+    """Top-level third-party modules imported by the entry and the first-party modules it reaches."""
+    seen: set[Path] = set()
+    imported_packages(entry, seen)
+    found: set[str] = set()
+    for module in seen:
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            found |= {n.split(".")[0] for n in names if n.split(".")[0] not in FIRST_PARTY}
+    return found
+
+
+@pytest.mark.parametrize("job", ["build_forecast_inputs", "enrich_forecast", "forecast_steps"])
+def test_each_glue_job_installs_every_third_party_package_its_code_imports(job):
+    """What a Glue job's code imports is the Glue runtime's (Spark, awsglue, the AWS SDK), the standard library's,
+    or in the job's wheels (glue_jobs/packages.py): a package missing there fails the job at import on AWS."""
+    import sys
+    from importlib.metadata import packages_distributions
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from vendor import closure, wheel_names
+
+    from glue_jobs.packages import GLUE_JOB_PACKAGES, GLUE_RUNTIME
+
+    shipped = set(wheel_names(GLUE_JOB_PACKAGES[job], GLUE_RUNTIME))
+    runtime = set(closure(list(GLUE_RUNTIME))) | {"awsglue"}
+    owners = packages_distributions()
+    # imported inside core.contracts' functions that only the Flink job (row type) and the local landing (parquet
+    # schema) call
+    elsewhere = {"pyflink", "pyarrow"}
+    for module in _glue_imports(ROOT / "glue_jobs" / f"{job}.py") - set(sys.stdlib_module_names) - elsewhere:
+        dists = {d.lower().replace("_", "-") for d in owners.get(module, [module])}
+        assert dists & (shipped | runtime), f"{job} imports {module} ({dists}), neither shipped nor Glue's own"
+
+
+@pytest.fixture(scope="module")
+def artefacts(tmp_path_factory):
+    """make package, once for the module: artefacts/ with a stand-in for the Kinesis connector jar."""
     import os
+    import subprocess
+    import sys
+    import zipfile
+
+    tmp = tmp_path_factory.mktemp("package")
+    connector = tmp / "connector.jar"  # stands in for flink-sql-connector-kinesis (not downloadable here)
+    with zipfile.ZipFile(connector, "w") as jar:
+        jar.writestr("org/apache/flink/connector/kinesis/Stand.class", b"\xca\xfe\xba\xbe")
+    env = {**os.environ, "ARTEFACTS_DIR": str(tmp / "art"), "KINESIS_CONNECTOR_JAR": str(connector)}
+    env["PY"] = sys.executable
+    done = subprocess.run(["scripts/package.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return tmp / "art"
+
+
+def test_flink_application_jar_holds_the_connector_and_the_jobs_operators(artefacts, tmp_path):
+    import io
     import subprocess
     import sys
     import zipfile
 
     from flink_jobs.properties import RUN_OPTIONS
 
-    connector = tmp_path / "connector.jar"  # stands in for flink-sql-connector-kinesis (not downloadable here)
-    with zipfile.ZipFile(connector, "w") as jar:
-        jar.writestr("org/apache/flink/connector/kinesis/Stand.class", b"\xca\xfe\xba\xbe")
-    env = {**os.environ, "ARTEFACTS_DIR": str(tmp_path / "art"), "KINESIS_CONNECTOR_JAR": str(connector)}
-    env["PY"] = sys.executable
-    done = subprocess.run(["scripts/package.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    with zipfile.ZipFile(tmp_path / "art/flink/outlier-split.zip") as app:
+    with zipfile.ZipFile(artefacts / "flink/outlier-split.zip") as app:
         inner = zipfile.ZipFile(io.BytesIO(app.read(RUN_OPTIONS["jarfile"])))
         assert {
             "org/apache/flink/connector/kinesis/Stand.class",
@@ -107,18 +155,14 @@ def test_flink_application_jar_holds_the_connector_and_the_jobs_operators(tmp_pa
     assert (tmp_path / "app" / site / "pydantic_core").is_dir()
 
 
-def test_the_lambda_bundle_imports_on_the_lambda_runtime_without_the_ensembles_libraries(tmp_path):
+def test_the_lambda_bundle_imports_on_the_lambda_runtime_without_the_ensembles_libraries(artefacts, tmp_path):
     """The orchestrator Lambda gets its bundle and the runtime's boto3, nothing else: in an interpreter that sees only
     those, the handler imports, picks the Glue backend, and loads neither pandas nor the models."""
-    import os
     import subprocess
     import sys
     import zipfile
 
-    env = {**os.environ, "ARTEFACTS_DIR": str(tmp_path / "art"), "PY": sys.executable}
-    done = subprocess.run(["scripts/package.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    zipfile.ZipFile(tmp_path / "art/lambda/orchestrator.zip").extractall(tmp_path / "bundle")
+    zipfile.ZipFile(artefacts / "lambda/orchestrator.zip").extractall(tmp_path / "bundle")
     runtime = tmp_path / "runtime.zip"  # what the Lambda runtime provides: boto3 and its requirements
     subprocess.run([sys.executable, str(ROOT / "scripts/vendor.py"), str(runtime), ".", "boto3"], check=True,
                    capture_output=True)  # fmt: skip
@@ -135,3 +179,52 @@ def test_the_lambda_bundle_imports_on_the_lambda_runtime_without_the_ensembles_l
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "GlueEnsembleBackend []"
+
+
+@pytest.mark.slow
+def test_the_forecast_steps_glue_job_installs_its_wheels_with_no_index_and_forecasts(artefacts, tmp_path):
+    """Glue 5.0 as far as it can be had here: a clean Python 3.11 venv holding only the runtime's AWS SDK installs the
+    job's wheels (the templates' list, from artefacts/glue/wheels/) with pip --no-index, then the job's code from
+    demand_pipeline.zip imports and runs the open ensemble on a small data set."""
+    import subprocess
+    import sys
+
+    from glue_jobs.packages import GLUE_RUNTIME, INSTALLER_OPTION
+
+    generated = (ROOT / "infra/terraform/generated.tf").read_text()
+    start = generated.index("forecast_steps = [")
+    block = generated[start : generated.index("]", start)]
+    wheels = re.findall(r'"([^"]+\.whl)"', block)
+    assert wheels and all((artefacts / "glue/wheels" / w).is_file() for w in wheels)
+    venv = tmp_path / "glue"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    py = str(venv / "bin/python")
+    sdk = tmp_path / "sdk"  # what Glue provides: the AWS SDK (Spark is left out: the ensemble step does not need it)
+    subprocess.run([sys.executable, str(ROOT / "scripts/vendor.py"), "--wheels", str(sdk), "boto3"], check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    for source in ([str(w) for w in sorted(sdk.glob("*.whl"))], [str(artefacts / "glue/wheels" / w) for w in wheels]):
+        done = subprocess.run([py, "-m", "pip", "install", "-q", "--no-compile", INSTALLER_OPTION, *source],
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert "pyspark" in GLUE_RUNTIME
+    import pickle
+
+    from bench.forecast import DAYS, holdout, weekly_demand
+    from streaming.generator import GeneratorConfig
+
+    inputs, _ = holdout(*weekly_demand(GeneratorConfig(seed=3, stores=1, items=4, days=DAYS)))
+    (tmp_path / "inputs.pickle").write_bytes(pickle.dumps(inputs))
+    check = (
+        "import pickle, sys; sys.path.insert(0, sys.argv[1])\n"
+        "from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel\n"
+        "inputs = pickle.loads(open(sys.argv[2], 'rb').read())\n"
+        "model = EnsembleModel(EnsembleConfig(backtest_windows=1, n_jobs=1))\n"
+        "forecast = model.forecast(inputs, model.train(inputs))\n"
+        "print(len(forecast), forecast['unique_id'].nunique() * inputs.horizon)\n"
+    )
+    code = str(artefacts / "glue/demand_pipeline.zip")
+    run = subprocess.run([py, "-I", "-c", check, code, str(tmp_path / "inputs.pickle")], capture_output=True, text=True,
+                         timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows, expected = run.stdout.split()[-2:]
+    assert rows == expected != "0"
