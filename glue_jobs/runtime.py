@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from core.object_store import ObjectStore, parquet_objects
 from core.settings import Settings
@@ -81,13 +82,39 @@ def spark_session(app_name: str) -> tuple[Any, Any]:
 
 
 def read_landed(spark, store: ObjectStore, settings: Settings, table: Table) -> tuple[Any, list[str]]:
-    """(a landed table's whole parquet objects as one DataFrame of its contract's columns, or None when it has none;
-    the URIs of the objects skipped because they are not whole parquet files, each logged)."""
+    """(a landed table's readable parquet objects as one DataFrame of its contract's columns, or None when it has
+    none; the URIs of the objects skipped, each logged). Skipped: files that are not whole parquet (magic bytes
+    missing) and files whose pages do not all decode. They stay where they are."""
     bucket = settings.names.bucket(table.bucket_role)
     whole, broken = parquet_objects(store, bucket, table.prefix + "/")
     skipped = [store.uri(bucket, key) for key in broken]
     for uri in skipped:
         log.warning("skipped %s: not a whole parquet file", uri)
-    if not whole:
-        return None, skipped
-    return spark.read.parquet(*[store.uri(bucket, key) for key in whole]).select(*table.contract.names), skipped
+    uris = [store.uri(bucket, key) for key in whole]
+    undecodable = _undecodable(spark, uris, table.contract.names) if uris else []
+    for uri in undecodable:
+        log.warning("skipped %s: its pages do not all decode", uri)
+    readable = [uri for uri in uris if uri not in set(undecodable)]
+    if not readable:
+        return None, skipped + undecodable
+    return spark.read.parquet(*readable).select(*table.contract.names), skipped + undecodable
+
+
+def _file(name: str) -> str:
+    """input_file_name()'s URI as the object store spells it (local paths without `file:` and percent escapes)."""
+    return unquote(urlparse(name).path) if name.startswith("file:") else name
+
+
+def _undecodable(spark, uris: list[str], columns: Sequence[str]) -> list[str]:
+    """The files whose pages do not all decode. Spark, told to skip corrupt files, counts each file's rows twice:
+    from its footer (no page read), and while decoding every column. A file that gives fewer decoded rows than its
+    footer promises, or no footer, is corrupt. Two scans more per build, and no file is half read."""
+    from pyspark.sql import functions as F
+
+    frame = spark.read.option("ignoreCorruptFiles", "true").parquet(*uris)
+    name = F.input_file_name().alias("file")
+    footer = {_file(f): n for f, n in frame.select(name).groupBy("file").count().collect()}
+    # the sum makes Spark decode every column (a bare count of the hash is optimised down to a row count)
+    decoded = frame.select(name, F.hash(*columns).cast("long").alias("row")).groupBy("file")
+    rows = {_file(f): n for f, n, _ in decoded.agg(F.count(F.lit(1)), F.sum("row")).collect()}
+    return [uri for uri in uris if uri not in footer or rows.get(uri, 0) != footer[uri]]

@@ -1,13 +1,17 @@
 """Run Athena SQL: on AWS through Athena, locally the same SQL text in DuckDB over the same parquet.
 
 The local path transpiles the Athena (Trino) dialect with sqlglot and exposes every catalog table as a
-DuckDB view `<database>.<table>` over `<data_root>/<bucket>/<prefix>/**/*.parquet` with hive partitions.
+DuckDB view `<database>.<table>` over `<data_root>/<bucket>/<prefix>/**/*.parquet` with hive partitions. Files that
+are not whole parquet are left out of the views; a file whose pages do not decode is found when a query fails on
+it, left out, and the query runs again.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -26,6 +30,18 @@ _DUCK_TYPES = {
     "long": "BIGINT",
     "boolean": "BOOLEAN",
 }
+
+
+log = logging.getLogger("demand.query")
+
+# Parquet files whose pages do not decode, as (path, size, modification time): left out of the views of every
+# connection of this process until they change.
+_UNDECODABLE: set[tuple[str, int, int]] = set()
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path), stat.st_size, stat.st_mtime_ns
 
 
 class QueryError(ValueError):
@@ -54,12 +70,20 @@ def to_duckdb(sql: str) -> list[str]:
         raise QueryError(f"cannot run this Athena SQL locally: {exc}") from None
 
 
-def _table_source(settings: Settings, name: str) -> str:
+def _table_files(settings: Settings, name: str) -> list[Path]:
+    """The table's whole parquet files, less those known not to decode."""
     table = TABLES[name]
     store, bucket = LocalObjectStore(settings.data_root), settings.names.bucket(table.bucket_role)
     whole, _ = parquet_objects(store, bucket, table.prefix + "/")  # a broken file is left out, not fatal
-    if whole:
-        files = ", ".join("'" + store.path(bucket, key).as_posix().replace("'", "''") + "'" for key in whole)
+    paths = [store.path(bucket, key) for key in whole]
+    return [path for path in paths if _stamp(path) not in _UNDECODABLE]
+
+
+def _table_source(settings: Settings, name: str) -> str:
+    table = TABLES[name]
+    readable = _table_files(settings, name)
+    if readable:
+        files = ", ".join("'" + path.as_posix().replace("'", "''") + "'" for path in readable)
         return (
             f"SELECT * FROM read_parquet([{files}], hive_partitioning = true, hive_types_autocast = false, "
             "union_by_name = true)"
@@ -73,6 +97,11 @@ def _table_source(settings: Settings, name: str) -> str:
 def local_connection(settings: Settings) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    _create_views(con, settings)
+    return con
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     db = settings.names.glue_database
     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{db}"')
     for name in TABLES:
@@ -80,7 +109,22 @@ def local_connection(settings: Settings) -> duckdb.DuckDBPyConnection:
     for view in VIEWS:
         for statement in to_duckdb(view.text(db)):
             con.execute(statement)
-    return con
+
+
+def _find_undecodable(settings: Settings) -> list[Path]:
+    """Decode every page of every table file (after a query failed on data): the files that fail, now left out."""
+    found = []
+    probe = duckdb.connect()
+    for name in TABLES:
+        for path in _table_files(settings, name):
+            try:
+                probe.execute("SELECT * FROM read_parquet(?)", [str(path)]).to_arrow_table()
+            except duckdb.Error as exc:
+                log.warning("left out %s: its pages do not decode (%s)", path, str(exc).splitlines()[0])
+                _UNDECODABLE.add(_stamp(path))
+                found.append(path)
+    probe.close()
+    return found
 
 
 def run_local(sql: str, settings: Settings, con: duckdb.DuckDBPyConnection | None = None) -> QueryResult:
@@ -90,14 +134,20 @@ def run_local(sql: str, settings: Settings, con: duckdb.DuckDBPyConnection | Non
         raise QueryError("empty query")
     con = con or local_connection(settings)
     started = time.perf_counter()
-    try:
-        for statement in statements[:-1]:
-            con.execute(statement)
-        cursor = con.execute(statements[-1])
-        rows = cursor.fetchall() if cursor.description else []
-    except duckdb.Error as exc:
-        first_line = str(exc).splitlines()[0]
-        raise QueryError(f"cannot run locally in DuckDB: {first_line} (transpiled SQL: {statements[-1]})") from None
+    for retry in (True, False):
+        try:
+            for statement in statements[:-1]:
+                con.execute(statement)
+            cursor = con.execute(statements[-1])
+            rows = cursor.fetchall() if cursor.description else []
+            break
+        except duckdb.Error as exc:
+            wrong_query = isinstance(exc, (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException))
+            if retry and not wrong_query and _find_undecodable(settings):
+                _create_views(con, settings)  # the same query again, without the files that do not decode
+                continue
+            first_line = str(exc).splitlines()[0]
+            raise QueryError(f"cannot run locally in DuckDB: {first_line} (transpiled SQL: {statements[-1]})") from None
     columns = [d[0] for d in cursor.description] if cursor.description else []
     return QueryResult(columns, rows, "duckdb", (time.perf_counter() - started) * 1000)
 
