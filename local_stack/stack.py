@@ -3,6 +3,8 @@
 `up` starts `python -m local_stack.stack serve --port N` in its own session (it outlives the CLI),
 records pid and port in `<data_root>/local-stack.json`, and creates the streams, tables, topic, Glue
 database and bucket directories. `ensure_resources` works against any endpoint (moto, LocalStack, AWS).
+The server keeps a journal of its Kinesis streams (local_stack/journal.py), so a restart loses no pushed record;
+`down --reset` forgets them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from core import aws
 from core.settings import Settings
+from local_stack.journal import JOURNAL_FILE
 
 STATE_FILE = "local-stack.json"
 LOG_FILE = "local-stack.log"
@@ -121,9 +124,12 @@ def _start(settings: Settings, port: int, timeout: float) -> StackState:
     root = Path(settings.data_root)
     root.mkdir(parents=True, exist_ok=True)
     log = root / LOG_FILE
+    journal = root / JOURNAL_FILE
+    if journal.exists():  # the server replays it before it listens: about 9 MB/s here, allow under half of that
+        timeout += journal.stat().st_size / 4e6
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", _SERVE_MARKER, "serve", "--port", str(port)],
+            [sys.executable, "-m", _SERVE_MARKER, "serve", "--port", str(port), "--journal", str(journal)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -169,8 +175,11 @@ def _stop_pid(pid: int, timeout: float = 10.0) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-def down(settings: Settings) -> StackState | None:
-    """Stop the server `up` started (only that pid) and remove the state file; None if none was running."""
+def down(settings: Settings, reset: bool = False) -> StackState | None:
+    """Stop the server `up` started (only that pid) and remove the state file; None if none was running. With reset,
+    also drop the Kinesis journal: the next `up` starts with empty streams."""
+    if reset:
+        (Path(settings.data_root) / JOURNAL_FILE).unlink(missing_ok=True)
     state = read_state(settings)
     if state is None:
         return None
@@ -290,13 +299,19 @@ def describe(settings: Settings) -> dict[str, Any]:
 
 
 # --- the background server ---------------------------------------------------------------------------
-def serve(port: int, host: str = "127.0.0.1") -> None:
-    """Run moto's server (with the Kinesis fix of local_stack/kinesis.py) until SIGTERM/SIGINT."""
+def serve(port: int, host: str = "127.0.0.1", journal: Path | None = None) -> None:
+    """Run moto's server (with the Kinesis fix of local_stack/kinesis.py) until SIGTERM/SIGINT; with a journal, replay
+    it into the streams first and keep it (local_stack/journal.py)."""
     from moto.server import ThreadedMotoServer
 
+    from local_stack.journal import journal_kinesis
     from local_stack.kinesis import patch_moto_kinesis
 
     patch_moto_kinesis()
+    if journal is not None:
+        started = time.monotonic()
+        replayed = journal_kinesis(journal, lambda n: print(f"replaying {journal}: {n} changes", flush=True))
+        print(f"replayed {replayed} Kinesis changes from {journal} in {time.monotonic() - started:.1f}s", flush=True)
 
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     stop = threading.Event()
@@ -314,8 +329,9 @@ def main(argv: list[str] | None = None) -> None:
     run = sub.add_parser("serve", help="run the moto server in the foreground")
     run.add_argument("--port", type=int, default=4566)
     run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--journal", type=Path, help="keep the Kinesis streams in this file across restarts")
     args = parser.parse_args(argv)
-    serve(args.port, args.host)
+    serve(args.port, args.host, args.journal)
 
 
 if __name__ == "__main__":

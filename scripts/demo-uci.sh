@@ -23,7 +23,7 @@ unset AWS_ENDPOINT_URL DEMAND_ENDPOINT_URL  # the demo talks to its own local st
 step() { printf '\n== %s\n' "$*"; }
 
 step "local stack on 127.0.0.1:$DEMAND_LOCAL_PORT (restarted, so the stream starts empty)"
-"$DEMAND" local down >/dev/null
+"$DEMAND" local down --reset >/dev/null
 rm -rf "$DEMO" "$DEMAND_DATA_ROOT"/demand-*
 "$DEMAND" local up
 

@@ -56,10 +56,14 @@ def up_command(
 @app.command("down")
 def down_command(
     ctx: typer.Context,
+    reset: bool = typer.Option(
+        False, "--reset", help="Also forget what the streams hold (the next `up` starts them empty)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Stop the server that `demand local up` started (only that process) and remove its state file."""
-    stopped = local_stack.down(ctx.obj)
+    """Stop the server that `demand local up` started (only that process) and remove its state file. The streams'
+    records stay in the Kinesis journal and come back with the next `up`, unless --reset."""
+    stopped = local_stack.down(ctx.obj, reset=reset)
     if as_json:
         typer.echo(json.dumps({"stopped": stopped.__dict__ if stopped else None}))
     elif stopped:

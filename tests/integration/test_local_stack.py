@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from urllib.parse import urlparse
 
 import pytest
 from typer.testing import CliRunner
 
-from core.settings import ResourceNames
+from core.settings import ResourceNames, Settings
 from demand.cli import app
 from local_stack import stack as local_stack
 
@@ -76,3 +77,52 @@ def test_ensure_resources_is_idempotent_on_any_endpoint(settings):
     assert sorted(created["streams"]) == sorted(settings.names.streams)
     assert sorted(created["tables"]) == sorted(settings.names.tables)
     assert local_stack.ensure_resources(settings) == {k: [] for k in created}
+
+
+def test_a_killed_local_stack_comes_back_with_every_pushed_record_under_its_sequence_number(stack, tmp_path):
+    """The moto server killed (SIGKILL) between a push and the read: `up` again replays the Kinesis journal, and the
+    stream holds every record pushed, once, under the sequence numbers the push got; `down --reset` forgets them."""
+    import os
+    import signal
+
+    from core import aws
+
+    first = _run(*stack, "local", "up")
+    settings = Settings(data_root=tmp_path, prefix="stacktest", endpoint_url=first["server"]["endpoint"])
+    kinesis = aws.client("kinesis", settings)
+    stream = settings.names.sales_events_stream
+    pushed = {}
+    for batch in range(3):
+        records = [{"Data": f"event {batch}-{i}".encode(), "PartitionKey": f"item-{i % 7}"} for i in range(400)]
+        answer = kinesis.put_records(StreamName=stream, Records=records)
+        pushed |= {
+            (r["ShardId"], r["SequenceNumber"]): rec["Data"] for r, rec in zip(answer["Records"], records, strict=True)
+        }
+
+    os.kill(first["server"]["pid"], signal.SIGKILL)
+    for _ in range(100):
+        if not local_stack.port_open(first["server"]["port"]):
+            break
+        time.sleep(0.1)
+    again = _run(*stack, "local", "up")
+    assert again["started"] and again["server"]["pid"] != first["server"]["pid"]
+    assert again["created"]["streams"] == []  # the journal brought them back; DynamoDB's tables are made anew
+
+    def read_all() -> dict[tuple[str, str], bytes]:
+        kinesis = aws.client("kinesis", settings.model_copy(update={"endpoint_url": again["server"]["endpoint"]}))
+        found = {}
+        for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+            iterator = kinesis.get_shard_iterator(
+                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            while iterator:
+                page = kinesis.get_records(ShardIterator=iterator, Limit=1000)
+                found |= {(shard["ShardId"], r["SequenceNumber"]): r["Data"] for r in page["Records"]}
+                iterator = page.get("NextShardIterator") if page["Records"] else None
+        return found
+
+    assert read_all() == pushed
+
+    _run(*stack, "local", "down", "--reset")
+    _run(*stack, "local", "up")
+    assert read_all() == {}
