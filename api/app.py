@@ -14,7 +14,9 @@ from fastapi.security import APIKeyHeader
 from api.cache import ForecastCache
 from api.queries import QueryLayer
 from api.stock import NoForecast, StockError, project
+from core.object_store import object_store
 from core.settings import Settings
+from forecast_orchestrator.whatif import Scenario, WhatIfError, load_model, score
 
 # Item and store ids as the contracts allow them (max 64 chars), restricted to characters ids really use.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -106,6 +108,34 @@ def create_app(
             return project(item_id, layer.forecast(item_id), on_hand, lead_time, service_level, location).as_dict()
         except StockError as exc:
             raise HTTPException(404 if isinstance(exc, NoForecast) else 422, str(exc)) from None
+
+    scenario_models: dict[str, Any] = {}  # run_id -> its scenario model (the latest run's only)
+
+    @app.post(
+        "/whatif",
+        dependencies=guarded,
+        responses={
+            **denied,
+            404: {"description": "no forecast run yet"},
+            422: {"description": "the scenario cannot be scored (the reason says why)"},
+        },
+        tags=["planning"],
+    )
+    def whatif(scenario: Scenario) -> dict:
+        """Score a scenario of prices and promotions on the latest run's global model (no retraining): baseline and
+        scenario quantiles per series and period, units and revenue per series and in total. Series whose published
+        forecast does not use the global model say so (`uses_related` false, `note`)."""
+        run_id = layer.latest_run()
+        if run_id is None:
+            raise HTTPException(404, "no forecast yet: run the forecast workflow and the enrichment first")
+        try:
+            if run_id not in scenario_models:
+                bucket = settings.names.bucket("forecast-export")
+                scenario_models.clear()
+                scenario_models[run_id] = load_model(object_store(settings), bucket, run_id)
+            return score(scenario_models[run_id], scenario)
+        except WhatIfError as exc:
+            raise HTTPException(422, str(exc)) from None
 
     @app.get("/outliers", dependencies=guarded, responses=denied, tags=["outliers"])
     def outliers(

@@ -52,6 +52,11 @@ class QueryLayer:
             f"FROM {self.db}.latest_forecast WHERE item_id = {literal(item_id)} ORDER BY location, forecast_date"
         )
 
+    def latest_run(self) -> str | None:
+        """The run whose forecast the API serves (the latest enriched run), or None before the first."""
+        rows = self.rows(f"SELECT run_id FROM {self.db}.latest_forecast LIMIT 1")
+        return rows[0]["run_id"] if rows else None
+
     def history(self, item_id: str, until: str, periods: int = 52) -> list[dict[str, Any]]:
         """Weekly demand of the `periods` weeks before `until` (the forecast's first date): bounded in time and by the
         month partitions, so a lookup reads a year of the sales table, not all of it."""

@@ -25,6 +25,7 @@ from demand.commands import (
     serve,
     stock,
     stream,
+    whatif,
 )
 from local_stack.stack import local_settings
 
@@ -50,6 +51,7 @@ COMMANDS: list[tuple[typer.Typer, str | None]] = [
     (serve.app, None),
     (report.app, None),
     (stock.app, None),
+    (whatif.app, None),
     (schemas.app, "schemas"),
 ]
 

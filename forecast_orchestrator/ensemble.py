@@ -38,7 +38,7 @@ import pandas as pd
 
 from forecast_orchestrator import metrics as m
 from forecast_orchestrator.global_model import NAME as GLOBAL
-from forecast_orchestrator.global_model import GlobalModel, GlobalModelConfig
+from forecast_orchestrator.global_model import FittedGlobalModel, GlobalModel, GlobalModelConfig
 from forecast_orchestrator.series import ForecastInputs, pandas_freq
 
 os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")  # compiled numba kernels survive the process
@@ -308,14 +308,23 @@ class EnsembleModel:
         return "sf-" + hashlib.sha1(key.encode()).hexdigest()[:16]
 
     # -- forecast ------------------------------------------------------------------------------------
-    def forecast(self, inputs: ForecastInputs, trained: TrainResult, report: Report | None = None) -> pd.DataFrame:
-        """Refit the selected models on the full history and combine them: unique_id, ds, pNN..., [mean], model."""
+    def forecast(
+        self,
+        inputs: ForecastInputs,
+        trained: TrainResult,
+        report: Report | None = None,
+        keep: Callable[[FittedGlobalModel], None] | None = None,
+    ) -> pd.DataFrame:
+        """Refit the selected models on the full history and combine them: unique_id, ds, pNN..., [mean], model.
+        `keep` gets the refitted global model (for what-if scenarios) whenever it is a candidate: fitted for that
+        alone when no series selected it."""
         selection = complete_selection(trained.selection, inputs.target["unique_id"].unique())
         names = tuple(dict.fromkeys(selection["model"]))
         local = tuple(n for n in names if n != GLOBAL)
         local_ids = selection.loc[selection["model"].isin(local), "unique_id"].unique()
         series = inputs.target["unique_id"].nunique()
-        progress = Progress("forecast", len(local_ids) + series * (GLOBAL in names), report)
+        fit_global = GLOBAL in names or (keep is not None and GLOBAL in self.candidates(inputs))
+        progress = Progress("forecast", len(local_ids) + series * fit_global, report)
         future = inputs.future()
         parts = []
         if local:
@@ -331,9 +340,12 @@ class EnsembleModel:
                     )
                 parts.append(self._per_model(self._collect(result), local, ["unique_id", "ds"]))
                 progress.advance(len(ids), f"forecast of {', '.join(local)}")
-        if GLOBAL in names:
-            forecast = self.global_model.forecast(inputs, inputs.target, inputs.horizon, future)
-            parts.append(forecast.assign(model=GLOBAL))
+        if fit_global:
+            fitted = self.global_model.fit(inputs, inputs.target, with_response=keep is not None)
+            if GLOBAL in names:
+                parts.append(fitted.predict(inputs.horizon, future).assign(model=GLOBAL))
+            if keep is not None:
+                keep(fitted)
             progress.advance(series, f"forecast of {GLOBAL}")
         per_model = pd.concat(parts, ignore_index=True)
         out = combine(per_model, selection, ["unique_id", "ds"], self.config.quantiles)

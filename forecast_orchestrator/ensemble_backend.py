@@ -18,10 +18,11 @@ import pandas as pd
 
 from core.object_store import ObjectStore
 from core.settings import Settings
+from forecast_orchestrator import whatif
 from forecast_orchestrator.backends import DONE, progress_key
-from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel, Report, TrainResult
+from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel, Report, TrainResult, complete_selection
 from forecast_orchestrator.export import write_export
-from forecast_orchestrator.global_model import GlobalModelConfig
+from forecast_orchestrator.global_model import FittedGlobalModel, GlobalModelConfig
 from forecast_orchestrator.series import ForecastInputs, load_inputs
 
 PROGRESS_EVERY_S = 2.0  # a step's progress file is rewritten at most this often (and at the end)
@@ -112,10 +113,19 @@ class EnsembleBackend:
         return {"status": DONE, "accuracy": {c: float(row[c]) for c in keep if pd.notna(row[c])}}
 
     def create_forecast(self, run: dict[str, Any]) -> dict[str, Any]:
-        forecast = self.model.forecast(self._load(run), self._predictor(run["forecast_predictor"]), self._reporter(run))
+        """The forecast, and (when the global model forecasts) the scenario model the what-if scores on."""
+        inputs, predictor = self._load(run), self._predictor(run["forecast_predictor"])
+        fitted: list[FittedGlobalModel] = []
+        forecast = self.model.forecast(inputs, predictor, self._reporter(run), keep=fitted.append)
         key = f"runs/{run['run_id']}/forecast.parquet"
         self._put_frame(key, forecast)
-        return {"status": DONE, "forecast_key": key}
+        answer: dict[str, Any] = {"status": DONE, "forecast_key": key}
+        if fitted:
+            selection = complete_selection(predictor.selection, inputs.target["unique_id"].unique())
+            scenario = whatif.build_model(run["run_id"], inputs.frequency, inputs.horizon, fitted[0], inputs.future(),
+                                          inputs.metadata, selection)  # fmt: skip
+            answer["scenario_model_key"] = scenario.save(self.store, self.bucket)
+        return answer
 
     def export_forecast(self, run: dict[str, Any]) -> dict[str, Any]:
         prefix = f"exports/{run['run_id']}/"

@@ -30,6 +30,10 @@ from forecast_orchestrator.series import SEPARATOR, ForecastInputs, pandas_freq
 NAME = "LightGBM"
 EXOGENOUS = ("price", "promotion_flag", "discount", "holiday_flag")
 STATIC = ("category", "brand", "location")
+# The what-if's response booster: demand only falls when the price rises and only rises with a promotion (LightGBM's
+# monotone constraints; its quantile objective allows none, so the quantile boosters are not constrained).
+MONOTONE = {"price": -1, "price_ratio": -1, "promotion_flag": 1, "discount": 1}
+SCENARIO_COLUMNS = ("price", "promotion_flag", "discount", "price_ratio")
 # Lags per frequency: the recent level, the month, the quarter and the year (weekly); a week, the month (daily).
 LAGS = {"W": (1, 2, 3, 4, 8, 13, 26, 52), "D": (1, 2, 3, 7, 14, 21, 28)}
 
@@ -108,6 +112,11 @@ class GlobalModel:
     ) -> pd.DataFrame:
         """Fit on `history` (unique_id, ds, y, exogenous) and forecast `horizon` periods with the exogenous values
         in `future` (unique_id, ds, exogenous over the horizon): unique_id, ds, pNN..., mean (= the median)."""
+        return self.fit(inputs, history).predict(horizon, future)
+
+    def fit(self, inputs: ForecastInputs, history: pd.DataFrame, with_response: bool = False) -> FittedGlobalModel:
+        """One booster per quantile on `history`'s features. With_response, also the what-if's response booster: the
+        mean of log1p(demand) on the same features, monotone in price and promotion (FittedGlobalModel.scenario)."""
         import lightgbm as lgb
         from mlforecast import MLForecast
         from sklearn.dummy import DummyRegressor
@@ -115,23 +124,14 @@ class GlobalModel:
         frequency = inputs.frequency
         history = history.sort_values(["unique_id", "ds"])
         usual = history.groupby("unique_id")["price"].median().replace(0.0, np.nan)
-        categories: dict[str, pd.CategoricalDtype] = {}
-
-        def frame(rows: pd.DataFrame) -> pd.DataFrame:
-            out = rows[["unique_id", "ds", *(["y"] if "y" in rows else []), *EXOGENOUS]].copy()
-            out["price_ratio"] = (out["price"] / out["unique_id"].map(usual)).fillna(1.0)
-            return out
-
-        train = frame(history)
+        train = _frame(history, usual)
         train["y"] = np.log1p(train["y"].clip(lower=0.0))
         statics = _statics(inputs, pd.Index(train["unique_id"].unique()))
         for column in STATIC:
-            categories[column] = pd.CategoricalDtype(sorted(statics[column].unique()))
-            statics[column] = statics[column].astype(categories[column])
+            statics[column] = statics[column].astype(pd.CategoricalDtype(sorted(statics[column].unique())))
         train = train.merge(statics, on="unique_id", how="left")
 
         quantiles = sorted(self.config.quantiles)
-        median = min(quantiles, key=lambda q: abs(q - 0.5))  # the path the recursion follows
         mlf = MLForecast(
             models={"median": DummyRegressor()},  # replaced by the fitted median booster
             freq=pandas_freq(frequency),
@@ -145,24 +145,13 @@ class GlobalModel:
             columns = list(mlf.ts.features_order_)
             data = lgb.Dataset(features[columns], features["y"], free_raw_data=False)  # binned once, for every q
             boosters = {q: lgb.train(self._params(q), data, num_boost_round=self.config.trees) for q in quantiles}
-            mlf.models_ = {"median": boosters[median]}
-            steps: list[pd.DataFrame] = []
-
-            def keep(step: pd.DataFrame) -> pd.DataFrame:
-                steps.append(step)
-                return step
-
-            future_x = frame(future[future["unique_id"].isin(statics["unique_id"])])
-            path = mlf.predict(horizon, X_df=future_x, before_predict_callback=keep)
-        out = path[["unique_id", "ds"]].copy()
-        # mlforecast asks for one step of every series at a time (series in path order): (steps, series) -> rows.
-        for q in quantiles:
-            values = np.stack([boosters[q].predict(step[columns]) for step in steps]).T.ravel()
-            out[m.quantile_column(q)] = np.expm1(values).clip(min=0.0)
-        names = [m.quantile_column(q) for q in quantiles]
-        out[names] = np.sort(out[names].to_numpy(float), axis=1)
-        out["mean"] = out[m.quantile_column(median)]
-        return out.reset_index(drop=True)
+            response = None
+            if with_response:
+                signs = [MONOTONE.get(c, 0) for c in columns]
+                params = {**self._params(0.5), "objective": "regression", "monotone_constraints": signs}
+                params.pop("alpha")
+                response = lgb.train(params, data, num_boost_round=self.config.trees)
+        return FittedGlobalModel(mlf, boosters, columns, usual, list(statics["unique_id"]), response)
 
     def backtest(
         self, inputs: ForecastInputs, windows: int, horizon: int, done: Callable[[int], None] | None = None
@@ -187,3 +176,94 @@ class GlobalModel:
             if done is not None:
                 done(windows - k + 1)
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _frame(rows: pd.DataFrame, usual: pd.Series) -> pd.DataFrame:
+    """The model's inputs of the rows: target (if any), exogenous, and the price relative to the usual price."""
+    out = rows[["unique_id", "ds", *(["y"] if "y" in rows else []), *EXOGENOUS]].copy()
+    out["price_ratio"] = (out["price"] / out["unique_id"].map(usual)).fillna(1.0)
+    return out
+
+
+@dataclass
+class FittedGlobalModel:
+    """The fitted global model: the feature state of every series (mlforecast), one booster per quantile."""
+
+    mlf: Any
+    boosters: dict[float, Any]
+    columns: list[str]
+    usual_price: pd.Series  # per unique_id: the median price of its history (price_ratio's denominator)
+    ids: list[str]
+    response: Any = None  # the monotone response booster of a what-if (fit with_response)
+
+    @property
+    def quantiles(self) -> list[float]:
+        return sorted(self.boosters)
+
+    def _path(self, horizon: int, future: pd.DataFrame, ids: list[str] | None) -> tuple[pd.DataFrame, list]:
+        """The median path's (unique_id, ds) rows, series by series, and each step's features (series in path order):
+        the horizon is forecast recursively with the median booster."""
+        quantiles = self.quantiles
+        median = min(quantiles, key=lambda q: abs(q - 0.5))  # the path the recursion follows
+        self.mlf.models_ = {"median": self.boosters[median]}
+        known = set(self.ids)
+        wanted = self.ids if ids is None else [i for i in ids if i in known]
+        steps: list[pd.DataFrame] = []
+
+        def keep(step: pd.DataFrame) -> pd.DataFrame:
+            steps.append(step)
+            return step
+
+        future_x = _frame(future[future["unique_id"].isin(wanted)], self.usual_price)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            path = self.mlf.predict(
+                horizon, X_df=future_x, before_predict_callback=keep, ids=None if ids is None else wanted
+            )
+        return path[["unique_id", "ds"]].reset_index(drop=True), steps
+
+    def _quantiles(self, keys: pd.DataFrame, steps: list) -> pd.DataFrame:
+        """Every quantile booster on the steps' features: keys plus pNN..., mean (= the median), never crossing."""
+        out = keys.copy()
+        # mlforecast asks for one step of every series at a time (series in path order): (steps, series) -> rows.
+        for q in self.quantiles:
+            values = np.stack([self.boosters[q].predict(step[self.columns]) for step in steps]).T.ravel()
+            out[m.quantile_column(q)] = np.expm1(values).clip(min=0.0)
+        names = [m.quantile_column(q) for q in self.quantiles]
+        out[names] = np.sort(out[names].to_numpy(float), axis=1)
+        median = min(self.quantiles, key=lambda q: abs(q - 0.5))
+        out["mean"] = out[m.quantile_column(median)]
+        return out
+
+    def predict(self, horizon: int, future: pd.DataFrame, ids: list[str] | None = None) -> pd.DataFrame:
+        """Forecast `horizon` periods of the series `ids` (default: every fitted one) with the exogenous values in
+        `future`: unique_id, ds, pNN..., mean (= the median). Every quantile booster reads the median path's
+        features (so the p90 booster never feeds on its own p90s)."""
+        keys, steps = self._path(horizon, future, ids)
+        return self._quantiles(keys, steps)
+
+    def scenario(
+        self, horizon: int, future: pd.DataFrame, changed: pd.DataFrame, ids: list[str]
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(baseline, scenario) forecasts of the series `ids`: the baseline with `future`'s exogenous values, the
+        scenario the baseline times the response booster's ratio at `changed`'s values (price, promotion, discount)
+        against `future`'s, period by period on the baseline's path. The response is monotone, so a price cut never
+        lowers a forecast and a promotion never does; the scenario's extra sales do not feed later periods' lags."""
+        if self.response is None:
+            raise ValueError("this global model was fit without the what-if response booster (fit with_response)")
+        keys, steps = self._path(horizon, future, ids)
+        baseline = self._quantiles(keys, steps)
+        values = keys.merge(_frame(changed, self.usual_price), on=["unique_id", "ds"], how="left")
+        series = len(steps[0]) if steps else 0
+        shift = np.zeros(len(keys))
+        for i, step in enumerate(steps):
+            rows = np.arange(series) * len(steps) + i  # step i of each series, in path order
+            altered = step[self.columns].copy()
+            for column in SCENARIO_COLUMNS:
+                if column in altered:
+                    altered[column] = values[column].to_numpy()[rows]
+            shift[rows] = self.response.predict(altered) - self.response.predict(step[self.columns])
+        scenario = baseline.copy()
+        for column in [m.quantile_column(q) for q in self.quantiles] + ["mean"]:
+            scenario[column] = ((1.0 + baseline[column]) * np.exp(shift) - 1.0).clip(lower=0.0)
+        return baseline, scenario

@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "forecast_orchestrator": {"core"},
     "query": {"core"},
     "glue_jobs": {"core", "forecast_orchestrator"},
-    "api": {"core", "query"},
+    "api": {"core", "query", "forecast_orchestrator"},
     "local_stack": {"core"},
     "infra": {"core", "flink_jobs", "forecast_orchestrator", "glue_jobs"},
     "bench": {"core", "streaming", "flink_jobs", "forecast_orchestrator", "query", "glue_jobs", "api", "local_stack"},

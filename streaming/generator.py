@@ -268,6 +268,12 @@ def _later_same_day(rng: np.random.Generator, time: np.ndarray, day: np.ndarray,
     return np.minimum(later, start_ms + (day + 1) * _DAY_MS - 1)
 
 
+def elasticities(config: GeneratorConfig) -> dict[str, float]:
+    """The price elasticity generate() gives each item (demand scales with (price / base price) ** elasticity)."""
+    cat = _catalog(np.random.default_rng(config.seed), config)
+    return {item: float(e) for item, e in zip(cat.ids, cat.elasticity, strict=True)}
+
+
 def generate(config: GeneratorConfig) -> GeneratedData:
     """Generate the events (sorted by event time) and the labels of the injected anomalies."""
     rng = np.random.default_rng(config.seed)

@@ -122,6 +122,40 @@ def test_export_is_enriched(first_run, spark):
     assert result["rows"] == 8 * 4  # items x horizon
 
 
+def test_a_what_if_is_answered_by_the_api_and_the_cli_on_the_runs_own_model(first_run, spark):
+    """The forecast step kept the run's global model: after the enrichment, POST /whatif and `demand whatif` score a
+    price cut on it (no retraining) and answer with a rise; a scenario that matches nothing is a 422 / exit 1."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from api.app import create_app
+    from demand.cli import app
+
+    settings, _, run, _ = first_run
+    enrich_run(spark, settings, run["export_manifest"]["key"])
+    client = TestClient(create_app(settings))
+    item = "SKU00001"
+    answer = client.post("/whatif", json={"changes": [{"items": [item], "price_factor": 0.8}]})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["run_id"] == run["run_id"] and body["model"] == "LightGBM"
+    assert [s["item_id"] for s in body["series"]] == [item]
+    assert body["total"]["scenario_units"] >= body["total"]["baseline_units"] > 0
+    nothing = client.post("/whatif", json={"changes": [{"items": ["SKU99999"], "price_factor": 0.8}]})
+    assert nothing.status_code == 422 and "matches no series" in nothing.json()["detail"]
+    assert client.post("/whatif", json={"changes": [{"items": [item]}]}).status_code == 422  # changes nothing
+
+    env = {"DEMAND_DATA_ROOT": str(settings.data_root), "DEMAND_PREFIX": settings.prefix,
+           "AWS_ENDPOINT_URL": settings.endpoint_url}  # fmt: skip
+    cli = CliRunner().invoke(app, ["whatif", "--item", item, "--promotion", "--discount", "0.2", "--format", "csv"],
+                             env=env)  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    rows = cli.stdout.strip().splitlines()
+    assert rows[0].startswith("item_id,location,date,baseline_p50,scenario_p50") and len(rows) == 1 + 4
+    bad = CliRunner().invoke(app, ["whatif", "--item", "SKU99999", "--price-factor", "0.8"], env=env)
+    assert bad.exit_code == 1 and "matches no series" in bad.output
+
+
 def test_train_and_forecast_run_as_a_glue_job_when_one_is_configured(pipeline):
     """AWS layout (Settings.model_job): every step that reads the datasets starts the Glue job and polls it; the job
     (glue_jobs/forecast_steps.py, run here as Glue would run it, without Spark) writes the step's result. The step

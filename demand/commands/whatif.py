@@ -1,0 +1,107 @@
+"""`demand whatif`: a price or promotion scenario scored on the latest run's global model (no retraining)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from demand import output
+
+app = typer.Typer()
+
+SUMMARY = ["item_id", "location", "baseline_units", "scenario_units", "units_change", "baseline_revenue",
+           "scenario_revenue", "uses_related"]  # fmt: skip
+PERIODS = ["item_id", "location", "date", "baseline_p50", "scenario_p50", "baseline_price", "scenario_price",
+           "promotion", "discount"]  # fmt: skip
+
+
+def _scenario(scenario_file: Path | None, change: dict, items: list[str]):
+    from forecast_orchestrator.whatif import Scenario
+
+    given = {k: v for k, v in change.items() if v is not None and v != []}
+    if scenario_file is not None and given:
+        raise typer.BadParameter("give a --scenario file or change options (--price-factor, ...), not both")
+    try:
+        if scenario_file is not None:
+            return Scenario.model_validate_json(scenario_file.read_text())
+        return Scenario(changes=[given], items=items or None)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'scenario'}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter(problems) from None
+
+
+@app.command("whatif")
+def whatif(
+    ctx: typer.Context,
+    item: list[str] = typer.Option([], "--item", help="Item to change (repeat; default: every item)."),
+    category: list[str] = typer.Option([], "--category", help="Category to change (repeat)."),
+    location: list[str] = typer.Option([], "--location", help="Store to change, for per-store series (repeat)."),
+    start: datetime = typer.Option(None, "--from", formats=["%Y-%m-%d"], help="First period changed (default: all)."),
+    end: datetime = typer.Option(None, "--to", formats=["%Y-%m-%d"], help="Last period changed, inclusive."),
+    price_factor: float = typer.Option(None, "--price-factor", help="Regular price x this (0.9 = 10 % cut)."),
+    price: float = typer.Option(None, "--price", help="Regular price = this value."),
+    promotion: bool = typer.Option(None, "--promotion/--no-promotion", help="Promotion on (with --discount) or off."),
+    discount: float = typer.Option(None, "--discount", help="Share off the regular price on promotion (0.2)."),
+    answer: list[str] = typer.Option([], "--answer", help="Items to answer for (repeat; default: those changed)."),
+    scenario_file: Path = typer.Option(
+        None, "--scenario", exists=True, dir_okay=False, help="A scenario as JSON (POST /whatif's body) instead."
+    ),
+    run_id: str = typer.Option(None, "--run", help="Forecast run (default: the latest enriched run)."),
+    fmt: str = typer.Option("table", "--format", help="table (per series), csv (per period) or json (everything)."),
+) -> None:
+    """Score a scenario of prices and promotions on the forecast run's global model, without retraining: baseline
+    and scenario units and revenue per series and in total. Series whose published forecast does not use the global
+    model say so. Exit code 1 when the scenario cannot be scored (the message says why)."""
+    from api.queries import QueryLayer
+    from core.object_store import object_store
+    from forecast_orchestrator.whatif import WhatIfError, load_model, score
+
+    if fmt not in ("table", "csv", "json"):
+        raise typer.BadParameter("must be table, csv or json", param_hint="--format")
+    change = {"items": item, "categories": category, "locations": location,
+              "start": start.date() if start else None, "end": end.date() if end else None,
+              "price_factor": price_factor, "price": price, "promotion": promotion, "discount": discount}  # fmt: skip
+    scenario = _scenario(scenario_file, change, answer)
+    settings = ctx.obj
+    run = run_id or QueryLayer(settings).latest_run()
+    if run is None:
+        typer.secho("error: no forecast yet: run the forecast workflow and the enrichment first", err=True, fg="red")
+        raise typer.Exit(1)
+    try:
+        model = load_model(object_store(settings), settings.names.bucket("forecast-export"), run)
+        result = score(model, scenario)
+    except WhatIfError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    if fmt == "json":
+        typer.echo(json.dumps(result, indent=2))
+        return
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=PERIODS)
+        writer.writeheader()
+        for series in result["series"]:
+            for period in series["periods"]:
+                row = {"item_id": series["item_id"], "location": series["location"], "date": period["date"]}
+                row |= {"baseline_p50": period["baseline"]["p50"], "scenario_p50": period["scenario"]["p50"]}
+                writer.writerow(row | {k: period[k] for k in PERIODS[5:]})
+        return
+    table = Table(title=f"what-if on run {result['run_id']} ({result['model']})")
+    for column in SUMMARY:
+        table.add_column(column)
+    for series in result["series"]:
+        row = {"item_id": series["item_id"], "location": series["location"], **series["totals"],
+               "uses_related": series["uses_related"]}  # fmt: skip
+        table.add_row(*["" if row.get(c) is None else str(row[c]) for c in SUMMARY])
+    total = {"item_id": "total", **result["total"]}
+    table.add_row(*["" if total.get(c) is None else str(total[c]) for c in SUMMARY])
+    output.stdout().print(table)
+    for series in result["series"]:
+        if "note" in series:
+            typer.secho(f"note: {series['item_id']}: {series['note']}", err=True, fg="yellow")
