@@ -17,6 +17,7 @@ BENCHES = {
     "enrich": "enrich",
     "query": "enrich",
     "api": "api",
+    "whatif": "whatif",
     "split_forecast_value": "real_split",
     "uci_pipeline": "uci_pipeline",
     "uci_pipeline_2x": "uci_pipeline",  # the year and the same year again, a year later

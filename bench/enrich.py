@@ -36,11 +36,13 @@ START = date(2023, 1, 2)
 HORIZON = 8
 
 
-def write_inputs(settings: Settings, items: int, weeks: int = 52) -> str:
-    """Forecast export, its manifest, the input target dataset and outliers; returns the export manifest key."""
+def write_inputs(settings: Settings, items: int | list[str], weeks: int = 52) -> str:
+    """Forecast export, its manifest, the input target dataset and outliers of `items` (a count: SKU00000.., or the
+    ids); returns the export manifest key."""
     rng = np.random.default_rng(3)
     store = LocalObjectStore(settings.data_root)
-    ids = [f"SKU{i:05d}" for i in range(items)]
+    ids = [f"SKU{i:05d}" for i in range(items)] if isinstance(items, int) else list(items)
+    items = len(ids)
     end = START + timedelta(weeks=weeks)
     target = ["item_id,timestamp,demand"] + [
         f"{i},{START + timedelta(weeks=w)},{rng.poisson(5)}" for i in ids for w in range(weeks)

@@ -118,7 +118,8 @@ def _find_undecodable(settings: Settings) -> list[Path]:
     for name in TABLES:
         for path in _table_files(settings, name):
             try:
-                probe.execute("SELECT * FROM read_parquet(?)", [str(path)]).to_arrow_table()
+                quoted = path.as_posix().replace("'", "''")
+                probe.sql(f"SELECT * FROM read_parquet('{quoted}')").to_arrow_table()
             except duckdb.Error as exc:
                 log.warning("left out %s: its pages do not decode (%s)", path, str(exc).splitlines()[0])
                 _UNDECODABLE.add(_stamp(path))

@@ -132,3 +132,19 @@ def test_the_stock_chart_shows_the_projection_and_the_shortages(base_url, page):
     assert page.locator("#stock circle.short50").count() == 1 and page.locator("#stock circle.shortq").count() == 1
     meta = page.inner_text("#stockmeta")
     assert "shortage at p50: 2024-01-29" in meta and "at p90: 2024-01-22" in meta and "(late)" in meta
+
+
+def test_the_what_if_chart_moves_the_scenario_line_when_the_price_changes(base_url, page):
+    page.goto(base_url + "/")
+    page.wait_for_selector("#item option[value='A']", state="attached")
+    page.select_option("#item", "A")
+    page.fill("#pricefactor", "0.6")
+    page.click("#whatifform button")
+    page.wait_for_selector("#whatif[data-item='A']")
+    base = [tuple(map(float, p.split(","))) for p in page.get_attribute("#whatif polyline.base50", "points").split()]
+    scen = [tuple(map(float, p.split(","))) for p in page.get_attribute("#whatif polyline.scen50", "points").split()]
+    assert len(base) == len(scen) == 2  # the two forecast weeks
+    assert all(s[1] <= b[1] for s, b in zip(scen, base, strict=True))  # SVG y grows downwards: at or above
+    assert any(s[1] < b[1] for s, b in zip(scen, base, strict=True))  # a 40 % cut raises the forecast
+    meta = page.inner_text("#whatifmeta")
+    assert meta.startswith("units ") and "(+" in meta and page.inner_text("#err") == ""

@@ -82,11 +82,41 @@ def enrich_export(spark, settings: Settings, run_id: str, started_at: str, forec
         record_enriched_run(settings, run_id)
 
 
+def save_scenario_model(settings: Settings, run_id: str = RUN_ID) -> None:
+    """The scenario model the forecast step keeps (forecast_orchestrator/whatif.py), fitted on a year of weekly demand
+    of items A and B that follows their price (elasticity -1.5), with the run's two forecast weeks as horizon."""
+    import numpy as np
+    import pandas as pd
+
+    from forecast_orchestrator.global_model import GlobalModel, GlobalModelConfig
+    from forecast_orchestrator.series import ForecastInputs
+    from forecast_orchestrator.whatif import build_model
+
+    rng = np.random.default_rng(4)
+    weeks = pd.date_range("2023-01-02", "2024-01-29", freq="W-MON")
+    rows = []
+    for item, base in (("A", 5.0), ("B", 1.0)):
+        price = rng.choice([1.6, 2.0, 2.4], len(weeks))
+        demand = rng.poisson(base * (price / 2.0) ** -1.5)
+        rows += [(item, w, float(y), p, 0, 0.0, 0) for w, y, p in zip(weeks, demand, price, strict=True)]
+    frame = pd.DataFrame(rows, columns=["unique_id", "ds", "y", "price", "promotion_flag", "discount", "holiday_flag"])
+    target = frame[frame["ds"] < "2024-01-22"].reset_index(drop=True)
+    metadata = pd.DataFrame({"item_id": ["A", "B"], "category": ["snacks", "drinks"], "brand": ["x", "y"]})
+    manifest = {"frequency": "W", "window_start": "2023-01-02", "window_end": "2024-01-22", "horizon": 2}
+    inputs = ForecastInputs(manifest, target, frame.drop(columns="y"), metadata)
+    fitted = GlobalModel(GlobalModelConfig(trees=40, min_leaf=3, threads=1)).fit(inputs, target, with_response=True)
+    selection = pd.DataFrame({"unique_id": ["A", "B"], "model": "LightGBM", "weight": 1.0, "loss": 0.0})
+    model = build_model(run_id, "W", 2, fitted, inputs.future(), metadata, selection)
+    model.save(LocalObjectStore(settings.data_root), settings.names.bucket("forecast-export"))
+
+
 def enriched_stack(spark, moto_server: str, root, name: str) -> Settings:
-    """Settings on the session's moto server (own prefix), its resources created, the enriched run written."""
+    """Settings on the session's moto server (own prefix), its resources created, the enriched run written with
+    its scenario model."""
     settings = Settings(endpoint_url=moto_server, data_root=root, prefix=f"t{uuid.uuid4().hex[:6]}-{name}")
     ensure_resources(settings)
     build_enriched(spark, settings)
+    save_scenario_model(settings)
     return settings
 
 
@@ -383,8 +413,37 @@ def test_the_api_answers_every_request_its_spec_allows_as_the_spec_says(served):
 
         return check
 
+    def poster(path: str, operation: dict):
+        """A body operation (POST /whatif): mostly scenarios shaped as the schema says with values in and out of its
+        ranges, sometimes any JSON."""
+        documented = {int(code) for code in operation["responses"]}
+        number = st.floats(-2, 12, allow_nan=False)
+        change = st.fixed_dictionaries({}, optional={
+            "items": st.lists(st.sampled_from(["A", "B", "Z", ""]), max_size=3),
+            "categories": st.lists(st.text(max_size=8)), "start": st.dates().map(str),
+            "end": st.one_of(st.dates().map(str), st.text(max_size=5)), "price_factor": number, "price": number,
+            "promotion": st.booleans(), "discount": number, "extra": st.integers()})  # fmt: skip
+        shaped = st.fixed_dictionaries(
+            {"changes": st.lists(change, max_size=3)}, optional={"items": st.lists(st.text())}
+        )
+        anything = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=10),
+                                lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                             max_size=3))  # fmt: skip
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(body=st.one_of(shaped, shaped, shaped, anything), with_key=st.booleans())
+        def check(body, with_key):
+            headers = {"X-API-Key": "s3cret"} if with_key else {}
+            reply = client.post(path, json=body, headers=headers)
+            assert reply.status_code < 500, (body, reply.text)
+            assert reply.status_code in documented, (body, reply.status_code, reply.text)
+            reply.json()
+
+        return check
+
     for path, operations in spec["paths"].items():
-        checker(path, operations["get"])()
+        for method, operation in operations.items():
+            (checker if method == "get" else poster)(path, operation)()
 
 
 def test_stock_projection_finds_the_shortage_and_suggests_an_order(served):
@@ -418,5 +477,20 @@ def test_demand_stock_reads_the_on_hand_csv_and_names_what_it_cannot_plan(served
     assert "NOPE" in result.stderr
     bad = tmp_path / "bad.csv"
     bad.write_text("item_id,on_hand\nA,lots\n")
-    rejected = CliRunner().invoke(cli, ["stock", "--on-hand", str(bad)], env=env)
+    # wide enough that rich's error panel never wraps the message (its width follows the temporary path's length)
+    rejected = CliRunner().invoke(cli, ["stock", "--on-hand", str(bad)], env={**env, "COLUMNS": "400"})
     assert rejected.exit_code == 2 and "row 2" in rejected.output
+
+
+def test_whatif_scores_a_price_cut_on_the_latest_runs_model_and_refuses_what_it_cannot_score(served, client):
+    answer = client.post("/whatif", json={"changes": [{"items": ["A"], "price_factor": 0.8}]})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["run_id"] == RUN_ID and [s["item_id"] for s in body["series"]] == ["A"]
+    (series,) = body["series"]
+    assert [p["date"] for p in series["periods"]] == ["2024-01-22", "2024-01-29"]
+    assert series["totals"]["scenario_units"] >= series["totals"]["baseline_units"]
+    assert all(p["scenario_price"] == round(0.8 * p["baseline_price"], 4) for p in series["periods"])
+    assert client.post("/whatif", json={"changes": [{"items": ["Z"], "price_factor": 0.8}]}).status_code == 422
+    assert client.post("/whatif", json={"changes": []}).status_code == 422
+    assert client.post("/whatif", json={"changes": [{"price": 2, "price_factor": 0.9}]}).status_code == 422
