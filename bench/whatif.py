@@ -101,7 +101,8 @@ def _measure(root: Path, inputs: ForecastInputs, spark) -> tuple[list[float], li
         local_stack.down(settings, reset=True)
     changes = [s["totals"]["units_change"] for s in pooled["series"] if s["totals"]["units_change"] is not None]
     answer = {"price_cut_10pct_units_change": pooled["total"]["units_change"],
-              "series_raised_share": round(float(np.mean([c >= 0 for c in changes])), 4)}  # fmt: skip
+              "series_raised_share": round(float(np.mean([c >= 0 for c in changes])), 4),
+              "model_elasticity": pooled["model_elasticity"], "warned": bool(pooled["warnings"])}  # fmt: skip
     return plain, scenarios, answer
 
 

@@ -15,6 +15,13 @@ The selling price is the regular price less the discount, as in the related data
 forecasts get the ensemble's interval calibration. Revenue is p50 units x selling price; a total's p10 and p90 are sums
 of the periods' quantiles, which treats the periods as moving together (a wider band than the truth).
 
+Each series' answer carries the elasticity its price change implies (log units change / log price change), and every
+answer the model's own: the pooled elasticity of a 10 % cut of every price (over up to ELASTICITY_SAMPLE series),
+measured when the forecast step keeps the model. When that is beyond PLAUSIBLE_ELASTICITY the answer warns: prices in
+the history then move with something else that drives demand (quantity-break prices that fall when a large order
+comes, prices that never change), so no model fitted on that history can say what a price change does. On the UCI
+year it is about -10; on generator data about -1.2 (the generator's elasticities: -0.8 to -2.5).
+
 Series whose published forecast gives the global model no weight (a local model such as AutoETS won their backtest)
 are still scored, on the global model, and say so: their baseline is not the published forecast, and the models that
 forecast them do not read price or promotion.
@@ -22,6 +29,7 @@ forecast them do not read price or promotion.
 
 from __future__ import annotations
 
+import math
 import pickle
 from dataclasses import dataclass
 from datetime import date
@@ -38,6 +46,10 @@ from forecast_orchestrator.global_model import FittedGlobalModel
 from forecast_orchestrator.series import SEPARATOR
 
 SCENARIO_MODEL = "scenario-model.pickle"
+# A model whose pooled response to a price cut implies an elasticity beyond this cannot be planned on (module doc):
+# published retail price elasticities average about -2.6 (Bijmolt, van Heerde and Pieters 2005, a meta-analysis).
+PLAUSIBLE_ELASTICITY = 4.0
+ELASTICITY_SAMPLE = 300  # series the model's pooled elasticity is measured on (a fixed sample when there are more)
 MAX_SERIES = 5_000  # series one request may score (a batch of many items; the CLI pages larger sets)
 
 
@@ -63,6 +75,7 @@ class ScenarioModel:
     weights: dict[str, float]  # unique_id -> weight of the global model in the published forecast
     models: dict[str, str]  # unique_id -> the published forecast's heaviest model
     scales: dict[str, float]  # the ensemble's interval calibration, pNN -> factor
+    elasticity: float | None = None  # the pooled elasticity of a 10 % cut of every price (measured by build_model)
 
     def save(self, store: ObjectStore, bucket: str) -> str:
         key = model_key(self.run_id)
@@ -219,6 +232,7 @@ def score(model: ScenarioModel, scenario: Scenario) -> dict[str, Any]:
         for key, value in sums.items():
             totals[key] += value
         weight = model.weights.get(uid, 0.0)
+        elasticity = _elasticity(base, scen, base_price["price"].to_numpy(), scen_price["price"].to_numpy())
         answer: dict[str, Any] = {
             "item_id": series.at[uid, "item_id"],
             "location": series.at[uid, "location"] if SEPARATOR in uid else None,
@@ -232,6 +246,7 @@ def score(model: ScenarioModel, scenario: Scenario) -> dict[str, Any]:
                 **{f"{side}_{q}_sum": round(float(units[side][q].sum()), 3) for side in units for q in quantiles},
                 "units_change": _ratio(sums["scenario_units"], sums["baseline_units"]),
             },
+            "implied_elasticity": elasticity,
         }
         if weight <= 0:
             answer["note"] = (
@@ -240,7 +255,17 @@ def score(model: ScenarioModel, scenario: Scenario) -> dict[str, Any]:
                 "published forecast"
             )
         answers.append(answer)
+    warnings = []
+    if model.elasticity is not None and abs(model.elasticity) > PLAUSIBLE_ELASTICITY:
+        warnings.append(
+            f"the price response this model learned is implausible (a 10 % cut of every price implies an elasticity "
+            f"of {model.elasticity}): prices in the history move with something else that drives demand "
+            "(quantity-break prices, prices that rarely change), so the model cannot tell what a price change does; "
+            "do not plan on price answers from it"
+        )
     return {
+        "warnings": warnings,
+        "model_elasticity": model.elasticity,
         "run_id": model.run_id,
         "model": GLOBAL,
         "frequency": model.frequency,
@@ -250,6 +275,20 @@ def score(model: ScenarioModel, scenario: Scenario) -> dict[str, Any]:
             "units_change": _ratio(totals["scenario_units"], totals["baseline_units"]),
         },  # fmt: skip
     }
+
+
+def _elasticity(base: pd.DataFrame, scen: pd.DataFrame, base_price, scen_price) -> float | None:
+    """log(units ratio) / log(price ratio) over the periods whose price the scenario changed; None without one."""
+    moved = (abs(scen_price - base_price) > 1e-9) & (base_price > 0) & (scen_price > 0)
+    units_before, units_after = base["p50"].to_numpy()[moved].sum(), scen["p50"].to_numpy()[moved].sum()
+    if not moved.any() or units_before <= 0 or units_after <= 0:
+        return None
+    price_ratio = (scen_price[moved] * base["p50"].to_numpy()[moved]).sum() / (
+        base_price[moved] * base["p50"].to_numpy()[moved]
+    ).sum()
+    if abs(math.log(price_ratio)) < 1e-6:
+        return None
+    return round(math.log(units_after / units_before) / math.log(price_ratio), 3)
 
 
 def _ratio(new: float, old: float) -> float | None:
@@ -280,7 +319,7 @@ def build_model(
     scales = {c[len("scale_") :]: float(selection[c].iloc[0]) for c in selection.columns if c.startswith("scale_")}
     columns = ["unique_id", "ds", "price", "promotion_flag", "discount", "holiday_flag"]
     kept = future[future["unique_id"].isin(set(fitted.ids))][columns].reset_index(drop=True)
-    return ScenarioModel(
+    model = ScenarioModel(
         run_id=run_id,
         frequency=frequency,
         horizon=horizon,
@@ -291,3 +330,20 @@ def build_model(
         models=dict(zip(heaviest["unique_id"], heaviest["model"], strict=True)),
         scales=scales,
     )
+    model.elasticity = _model_elasticity(model)
+    return model
+
+
+def _model_elasticity(model: ScenarioModel) -> float | None:
+    """The pooled elasticity of a 10 % cut of every price, on up to ELASTICITY_SAMPLE series (a fixed sample)."""
+    ids = list(model.series["unique_id"])
+    if len(ids) > ELASTICITY_SAMPLE:
+        ids = sorted(pd.Series(ids).sample(ELASTICITY_SAMPLE, random_state=0))
+    items = sorted(set(model.series.set_index("unique_id").loc[ids, "item_id"]))
+    future, _ = apply(model, Scenario(changes=[Change(items=items, price_factor=0.9)]))
+    picked = model.future["unique_id"].isin(ids)
+    baseline, scenario = model.fitted.scenario(model.horizon, model.future[picked], future[picked], ids)
+    keys = list(zip(baseline["unique_id"], baseline["ds"], strict=True))
+    before = model.future.set_index(["unique_id", "ds"])["price"].loc[keys].to_numpy()
+    after = future.set_index(["unique_id", "ds"])["price"].loc[keys].to_numpy()
+    return _elasticity(baseline, scenario, before, after)

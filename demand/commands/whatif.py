@@ -17,7 +17,7 @@ from demand import output
 app = typer.Typer()
 
 SUMMARY = ["item_id", "location", "baseline_units", "scenario_units", "units_change", "baseline_revenue",
-           "scenario_revenue", "uses_related"]  # fmt: skip
+           "scenario_revenue", "implied_elasticity", "uses_related"]  # fmt: skip
 PERIODS = ["item_id", "location", "date", "baseline_p50", "scenario_p50", "baseline_price", "scenario_price",
            "promotion", "discount"]  # fmt: skip
 
@@ -84,6 +84,8 @@ def whatif(
         typer.echo(json.dumps(result, indent=2))
         return
     if fmt == "csv":
+        for warning in result["warnings"]:
+            typer.secho(f"warning: {warning}", err=True, fg="yellow")
         writer = csv.DictWriter(sys.stdout, fieldnames=PERIODS)
         writer.writeheader()
         for series in result["series"]:
@@ -97,7 +99,7 @@ def whatif(
         table.add_column(column)
     for series in result["series"]:
         row = {"item_id": series["item_id"], "location": series["location"], **series["totals"],
-               "uses_related": series["uses_related"]}  # fmt: skip
+               "implied_elasticity": series["implied_elasticity"], "uses_related": series["uses_related"]}  # fmt: skip
         table.add_row(*["" if row.get(c) is None else str(row[c]) for c in SUMMARY])
     total = {"item_id": "total", **result["total"]}
     table.add_row(*["" if total.get(c) is None else str(total[c]) for c in SUMMARY])
@@ -105,3 +107,5 @@ def whatif(
     for series in result["series"]:
         if "note" in series:
             typer.secho(f"note: {series['item_id']}: {series['note']}", err=True, fg="yellow")
+    for warning in result["warnings"]:
+        typer.secho(f"warning: {warning}", err=True, fg="yellow")

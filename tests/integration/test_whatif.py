@@ -11,7 +11,15 @@ from pydantic import ValidationError
 from bench.forecast import DAYS, holdout, weekly_demand
 from core.object_store import LocalObjectStore
 from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel, complete_selection
-from forecast_orchestrator.whatif import Change, Scenario, WhatIfError, build_model, load_model, score
+from forecast_orchestrator.whatif import (
+    PLAUSIBLE_ELASTICITY,
+    Change,
+    Scenario,
+    WhatIfError,
+    build_model,
+    load_model,
+    score,
+)
 from streaming.generator import GeneratorConfig, elasticities
 
 pytestmark = pytest.mark.slow
@@ -49,6 +57,8 @@ def test_a_price_cut_raises_demand_by_about_the_generators_elasticity_and_never_
     observed = result["total"]["units_change"]
     print({"observed": observed, "expected": round(expected, 4)})
     assert expected / 2 <= observed <= expected * 2
+    assert all(s["implied_elasticity"] <= 0 for s in result["series"])
+    assert -PLAUSIBLE_ELASTICITY < result["model_elasticity"] < 0 and not result["warnings"]
     raised = score(model, Scenario(changes=[Change(price_factor=1.2)]))
     assert max(_changes(raised).values()) <= 0 and raised["total"]["units_change"] < 0
 
@@ -110,3 +120,22 @@ def test_scenarios_that_cannot_be_scored_say_why(run, tmp_path):
     model.save(store, "export")
     again = load_model(store, "export", "run-1")
     assert np.allclose(again.future["price"], model.future["price"])
+
+
+def test_on_the_real_year_a_price_response_learned_from_quantity_break_prices_is_flagged_not_served_as_fact():
+    """The UCI year's daily price is what was paid: it falls when a wholesale order takes the quantity-break price, so
+    low prices come with large orders and the model reads the effect as the cause. A 10 % cut then implies an
+    elasticity far beyond any retailer's, and the answer says so."""
+    from bench.online_retail import daily_inputs, sales_lines
+
+    inputs, _ = daily_inputs(sales_lines(), top=60)
+    model = EnsembleModel(EnsembleConfig(models=("LightGBM",), backtest_windows=1))
+    kept = []
+    model.forecast(inputs, model.train(inputs), keep=kept.append)
+    selection = pd.DataFrame({"unique_id": kept[0].ids, "model": "LightGBM", "weight": 1.0, "loss": 0.0})
+    scenario_model = build_model("uci", "D", inputs.horizon, kept[0], inputs.future(), inputs.metadata, selection)
+    result = score(scenario_model, Scenario(changes=[Change(items=["85123A"], price_factor=0.95)]))
+    print({"model_elasticity": result["model_elasticity"], "units_change": result["total"]["units_change"]})
+    assert result["model_elasticity"] < -PLAUSIBLE_ELASTICITY  # what the history suggests; no retailer would believe it
+    (warning,) = result["warnings"]
+    assert "implausible" in warning and "quantity-break prices" in warning
