@@ -200,35 +200,37 @@ class FittedGlobalModel:
     def quantiles(self) -> list[float]:
         return sorted(self.boosters)
 
-    def _path(self, horizon: int, future: pd.DataFrame, ids: list[str] | None) -> tuple[pd.DataFrame, list]:
-        """The median path's (unique_id, ds) rows, series by series, and each step's features (series in path order):
-        the horizon is forecast recursively with the median booster."""
-        quantiles = self.quantiles
-        median = min(quantiles, key=lambda q: abs(q - 0.5))  # the path the recursion follows
+    def path(self, horizon: int, future: pd.DataFrame, ids: list[str] | None = None) -> pd.DataFrame:
+        """The median path of the series `ids` (default: every fitted one) with `future`'s exogenous values: one row
+        per series and period (series by series), unique_id, ds and the features every booster reads there. The
+        horizon is forecast recursively with the median booster, so the quantile boosters read the features of the
+        median's path (the p90 booster never feeds on its own p90s)."""
+        median = min(self.quantiles, key=lambda q: abs(q - 0.5))
         self.mlf.models_ = {"median": self.boosters[median]}
         known = set(self.ids)
         wanted = self.ids if ids is None else [i for i in ids if i in known]
         steps: list[pd.DataFrame] = []
 
         def keep(step: pd.DataFrame) -> pd.DataFrame:
-            steps.append(step)
+            steps.append(step[self.columns])
             return step
 
         future_x = _frame(future[future["unique_id"].isin(wanted)], self.usual_price)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            path = self.mlf.predict(
+            keys = self.mlf.predict(
                 horizon, X_df=future_x, before_predict_callback=keep, ids=None if ids is None else wanted
-            )
-        return path[["unique_id", "ds"]].reset_index(drop=True), steps
+            )[["unique_id", "ds"]].reset_index(drop=True)
+        # mlforecast asks for one step of every series at a time: (steps, series) -> series by series
+        stacked = pd.concat(steps, ignore_index=True)
+        order = (np.arange(len(steps))[None, :] * len(steps[0]) + np.arange(len(steps[0]))[:, None]).ravel()
+        return pd.concat([keys, stacked.iloc[order].reset_index(drop=True)], axis=1)
 
-    def _quantiles(self, keys: pd.DataFrame, steps: list) -> pd.DataFrame:
-        """Every quantile booster on the steps' features: keys plus pNN..., mean (= the median), never crossing."""
-        out = keys.copy()
-        # mlforecast asks for one step of every series at a time (series in path order): (steps, series) -> rows.
+    def quantiles_on(self, path: pd.DataFrame) -> pd.DataFrame:
+        """Every quantile booster on a path's features: unique_id, ds, pNN..., mean (= the median), never crossing."""
+        out = path[["unique_id", "ds"]].copy()
         for q in self.quantiles:
-            values = np.stack([self.boosters[q].predict(step[self.columns]) for step in steps]).T.ravel()
-            out[m.quantile_column(q)] = np.expm1(values).clip(min=0.0)
+            out[m.quantile_column(q)] = np.expm1(self.boosters[q].predict(path[self.columns])).clip(min=0.0)
         names = [m.quantile_column(q) for q in self.quantiles]
         out[names] = np.sort(out[names].to_numpy(float), axis=1)
         median = min(self.quantiles, key=lambda q: abs(q - 0.5))
@@ -237,33 +239,24 @@ class FittedGlobalModel:
 
     def predict(self, horizon: int, future: pd.DataFrame, ids: list[str] | None = None) -> pd.DataFrame:
         """Forecast `horizon` periods of the series `ids` (default: every fitted one) with the exogenous values in
-        `future`: unique_id, ds, pNN..., mean (= the median). Every quantile booster reads the median path's
-        features (so the p90 booster never feeds on its own p90s)."""
-        keys, steps = self._path(horizon, future, ids)
-        return self._quantiles(keys, steps)
+        `future`: unique_id, ds, pNN..., mean (= the median)."""
+        return self.quantiles_on(self.path(horizon, future, ids))
 
-    def scenario(
-        self, horizon: int, future: pd.DataFrame, changed: pd.DataFrame, ids: list[str]
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(baseline, scenario) forecasts of the series `ids`: the baseline with `future`'s exogenous values, the
-        scenario the baseline times the response booster's ratio at `changed`'s values (price, promotion, discount)
-        against `future`'s, period by period on the baseline's path. The response is monotone, so a price cut never
-        lowers a forecast and a promotion never does; the scenario's extra sales do not feed later periods' lags."""
+    def scenario(self, path: pd.DataFrame, baseline: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
+        """The scenario forecast of a path's series: the baseline (quantiles_on(path)) times the response booster's
+        ratio at `changed`'s values (price, promotion, discount per unique_id and ds) against the path's, period by
+        period on the baseline's path. The response is monotone, so a price cut never lowers a forecast and a
+        promotion never does; the scenario's extra sales do not feed later periods' lags."""
         if self.response is None:
             raise ValueError("this global model was fit without the what-if response booster (fit with_response)")
-        keys, steps = self._path(horizon, future, ids)
-        baseline = self._quantiles(keys, steps)
-        values = keys.merge(_frame(changed, self.usual_price), on=["unique_id", "ds"], how="left")
-        series = len(steps[0]) if steps else 0
-        shift = np.zeros(len(keys))
-        for i, step in enumerate(steps):
-            rows = np.arange(series) * len(steps) + i  # step i of each series, in path order
-            altered = step[self.columns].copy()
-            for column in SCENARIO_COLUMNS:
-                if column in altered:
-                    altered[column] = values[column].to_numpy()[rows]
-            shift[rows] = self.response.predict(altered) - self.response.predict(step[self.columns])
+        values = path[["unique_id", "ds"]].merge(_frame(changed, self.usual_price), on=["unique_id", "ds"], how="left")
+        features = path[self.columns]
+        altered = features.copy()
+        for column in SCENARIO_COLUMNS:
+            if column in altered:
+                altered[column] = values[column].to_numpy()
+        shift = self.response.predict(altered) - self.response.predict(features)
         scenario = baseline.copy()
         for column in [m.quantile_column(q) for q in self.quantiles] + ["mean"]:
-            scenario[column] = ((1.0 + baseline[column]) * np.exp(shift) - 1.0).clip(lower=0.0)
-        return baseline, scenario
+            scenario[column] = ((1.0 + baseline[column].to_numpy()) * np.exp(shift) - 1.0).clip(min=0.0)
+        return scenario

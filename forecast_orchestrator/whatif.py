@@ -75,7 +75,16 @@ class ScenarioModel:
     weights: dict[str, float]  # unique_id -> weight of the global model in the published forecast
     models: dict[str, str]  # unique_id -> the published forecast's heaviest model
     scales: dict[str, float]  # the ensemble's interval calibration, pNN -> factor
+    path: pd.DataFrame  # the baseline's median path: unique_id, ds and the features there (FittedGlobalModel.path)
+    baseline: pd.DataFrame  # the global model's forecast on that path, before the interval calibration
     elasticity: float | None = None  # the pooled elasticity of a 10 % cut of every price (measured by build_model)
+
+    def forecasts(self, ids: list[str], changed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(baseline, scenario) of the series `ids` with `changed`'s related values: the baseline path is the run's
+        (computed once, when the model was kept), so a scenario costs two predictions of the response booster."""
+        rows = self.path["unique_id"].isin(set(ids)).to_numpy()
+        path, baseline = self.path[rows].reset_index(drop=True), self.baseline[rows].reset_index(drop=True)
+        return baseline, self.fitted.scenario(path, baseline, changed)
 
     def save(self, store: ObjectStore, bucket: str) -> str:
         key = model_key(self.run_id)
@@ -194,8 +203,7 @@ def score(model: ScenarioModel, scenario: Scenario) -> dict[str, Any]:
     if len(ids) > MAX_SERIES:
         raise WhatIfError(f"the scenario answers for {len(ids)} series; at most {MAX_SERIES} a request: name items")
     quantiles = [m.quantile_column(q) for q in model.fitted.quantiles]
-    picked = model.future["unique_id"].isin(ids)
-    baseline, scenario_ = model.fitted.scenario(model.horizon, model.future[picked], future[picked], ids)
+    baseline, scenario_ = model.forecasts(ids, future)
     frames = {"baseline": apply_scales(baseline, model.scales), "scenario": apply_scales(scenario_, model.scales)}
     prices = {
         name: values.set_index(["unique_id", "ds"])[["price", "promotion_flag", "discount"]]
@@ -319,16 +327,20 @@ def build_model(
     scales = {c[len("scale_") :]: float(selection[c].iloc[0]) for c in selection.columns if c.startswith("scale_")}
     columns = ["unique_id", "ds", "price", "promotion_flag", "discount", "holiday_flag"]
     kept = future[future["unique_id"].isin(set(fitted.ids))][columns].reset_index(drop=True)
+    kept = kept.astype({"price": float, "discount": float, "promotion_flag": int})
+    path = fitted.path(horizon, kept)
     model = ScenarioModel(
         run_id=run_id,
         frequency=frequency,
         horizon=horizon,
         fitted=fitted,
-        future=kept.astype({"price": float, "discount": float, "promotion_flag": int}),
+        future=kept,
         series=series,
         weights={str(k): float(v) for k, v in weights.items()},
         models=dict(zip(heaviest["unique_id"], heaviest["model"], strict=True)),
         scales=scales,
+        path=path,
+        baseline=fitted.quantiles_on(path),
     )
     model.elasticity = _model_elasticity(model)
     return model
@@ -341,8 +353,7 @@ def _model_elasticity(model: ScenarioModel) -> float | None:
         ids = sorted(pd.Series(ids).sample(ELASTICITY_SAMPLE, random_state=0))
     items = sorted(set(model.series.set_index("unique_id").loc[ids, "item_id"]))
     future, _ = apply(model, Scenario(changes=[Change(items=items, price_factor=0.9)]))
-    picked = model.future["unique_id"].isin(ids)
-    baseline, scenario = model.fitted.scenario(model.horizon, model.future[picked], future[picked], ids)
+    baseline, scenario = model.forecasts(ids, future)
     keys = list(zip(baseline["unique_id"], baseline["ds"], strict=True))
     before = model.future.set_index(["unique_id", "ds"])["price"].loc[keys].to_numpy()
     after = future.set_index(["unique_id", "ds"])["price"].loc[keys].to_numpy()
