@@ -16,7 +16,8 @@ from api.queries import QueryLayer
 from api.stock import NoForecast, StockError, project
 from core.object_store import object_store
 from core.settings import Settings
-from forecast_orchestrator.whatif import Scenario, WhatIfError, load_model, score
+from forecast_orchestrator.drivers import drivers
+from forecast_orchestrator.whatif import Scenario, UnknownItem, WhatIfError, load_model, score
 
 # Item and store ids as the contracts allow them (max 64 chars), restricted to characters ids really use.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -111,31 +112,47 @@ def create_app(
 
     scenario_models: dict[str, Any] = {}  # run_id -> its scenario model (the latest run's only)
 
-    @app.post(
-        "/whatif",
-        dependencies=guarded,
-        responses={
-            **denied,
-            404: {"description": "no forecast run yet"},
-            422: {"description": "the scenario cannot be scored (the reason says why)"},
-        },
-        tags=["planning"],
-    )
+    def latest_model() -> Any:
+        """The latest run's scenario model (loaded once per run); 404 before the first run, 422 when it kept none."""
+        run_id = layer.latest_run()
+        if run_id is None:
+            raise HTTPException(404, "no forecast yet: run the forecast workflow and the enrichment first")
+        if run_id not in scenario_models:
+            bucket = settings.names.bucket("forecast-export")
+            try:
+                model = load_model(object_store(settings), bucket, run_id)
+            except WhatIfError as exc:
+                raise HTTPException(422, str(exc)) from None
+            scenario_models.clear()
+            scenario_models[run_id] = model
+        return scenario_models[run_id]
+
+    unscorable = {
+        **denied,
+        404: {"description": "no forecast run yet, or no forecast of the item in it"},
+        422: {"description": "the request cannot be answered (the reason says why)"},
+    }
+
+    @app.post("/whatif", dependencies=guarded, responses=unscorable, tags=["planning"])
     def whatif(scenario: Scenario) -> dict:
         """Score a scenario of prices and promotions on the latest run's global model (no retraining): baseline and
         scenario quantiles per series and period, units and revenue per series and in total. Series whose published
         forecast does not use the global model say so (`uses_related` false, `note`)."""
-        run_id = layer.latest_run()
-        if run_id is None:
-            raise HTTPException(404, "no forecast yet: run the forecast workflow and the enrichment first")
+        model = latest_model()
         try:
-            if run_id not in scenario_models:
-                bucket = settings.names.bucket("forecast-export")
-                scenario_models.clear()
-                scenario_models[run_id] = load_model(object_store(settings), bucket, run_id)
-            return score(scenario_models[run_id], scenario)
+            return score(model, scenario)
         except WhatIfError as exc:
             raise HTTPException(422, str(exc)) from None
+
+    @app.get("/items/{item_id}/drivers", dependencies=guarded, responses=unscorable, tags=["planning"])
+    def item_drivers(item_id: ItemId) -> dict:
+        """What the item's forecast is made of: the ensemble's models and weights, and what moves the global model's
+        median (recent demand, seasonality, price, promotion, holiday, item and store) per period and on average."""
+        model = latest_model()
+        try:
+            return drivers(model, [item_id])
+        except WhatIfError as exc:
+            raise HTTPException(404 if isinstance(exc, UnknownItem) else 422, str(exc)) from None
 
     @app.get("/outliers", dependencies=guarded, responses=denied, tags=["outliers"])
     def outliers(

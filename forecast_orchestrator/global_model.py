@@ -34,6 +34,19 @@ STATIC = ("category", "brand", "location")
 # monotone constraints; its quantile objective allows none, so the quantile boosters are not constrained).
 MONOTONE = {"price": -1, "price_ratio": -1, "promotion_flag": 1, "discount": 1}
 SCENARIO_COLUMNS = ("price", "promotion_flag", "discount", "price_ratio")
+# What drives a forecast: the median booster's feature contributions, summed per group of features.
+DRIVERS = ("recent_demand", "seasonality", "price", "promotion", "holiday", "item_and_store")
+
+
+def driver(feature: str) -> str:
+    """The driver group of a global-model feature."""
+    if feature.startswith(("lag", "rolling", "expanding")):
+        return "recent_demand"
+    named = {"price": "price", "price_ratio": "price", "promotion_flag": "promotion", "discount": "promotion",
+             "holiday_flag": "holiday"}  # fmt: skip
+    return named.get(feature, "item_and_store" if feature in STATIC else "seasonality")
+
+
 # Lags per frequency: the recent level, the month, the quarter and the year (weekly); a week, the month (daily).
 LAGS = {"W": (1, 2, 3, 4, 8, 13, 26, 52), "D": (1, 2, 3, 7, 14, 21, 28)}
 
@@ -260,3 +273,17 @@ class FittedGlobalModel:
         for column in [m.quantile_column(q) for q in self.quantiles] + ["mean"]:
             scenario[column] = ((1.0 + baseline[column].to_numpy()) * np.exp(shift) - 1.0).clip(min=0.0)
         return scenario
+
+    def contributions(self, path: pd.DataFrame) -> pd.DataFrame:
+        """What drives the median forecast on a path: LightGBM's feature contributions of the median booster, summed
+        per driver (DRIVERS) and the booster's base value, in log1p units (they add up to log1p of the median before
+        the quantiles are sorted): unique_id, ds, base, <driver>..."""
+        median = min(self.quantiles, key=lambda q: abs(q - 0.5))
+        values = self.boosters[median].predict(path[self.columns], pred_contrib=True)
+        out = path[["unique_id", "ds"]].copy()
+        out["base"] = values[:, -1]
+        groups = [driver(c) for c in self.columns]
+        for name in DRIVERS:
+            picked = [i for i, g in enumerate(groups) if g == name]
+            out[name] = values[:, picked].sum(axis=1) if picked else 0.0
+        return out

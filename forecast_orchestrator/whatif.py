@@ -58,6 +58,10 @@ class WhatIfError(ValueError):
     discount. The message says what to change."""
 
 
+class UnknownItem(WhatIfError):
+    """An item the run has no forecast series for."""
+
+
 def model_key(run_id: str) -> str:
     return f"runs/{run_id}/{SCENARIO_MODEL}"
 
@@ -75,6 +79,7 @@ class ScenarioModel:
     weights: dict[str, float]  # unique_id -> weight of the global model in the published forecast
     models: dict[str, str]  # unique_id -> the published forecast's heaviest model
     scales: dict[str, float]  # the ensemble's interval calibration, pNN -> factor
+    selection: pd.DataFrame  # the published forecast's models per series: unique_id, model, weight
     path: pd.DataFrame  # the baseline's median path: unique_id, ds and the features there (FittedGlobalModel.path)
     baseline: pd.DataFrame  # the global model's forecast on that path, before the interval calibration
     elasticity: float | None = None  # the pooled elasticity of a 10 % cut of every price (measured by build_model)
@@ -197,7 +202,7 @@ def score(model: ScenarioModel, scenario: Scenario) -> dict[str, Any]:
         ids = sorted(set(model.series.loc[model.series["item_id"].isin(scenario.items), "unique_id"]))
         unknown = sorted(set(scenario.items) - set(model.series["item_id"]))
         if unknown:
-            raise WhatIfError(f"no forecast series for item(s) {', '.join(unknown[:5])} in run {model.run_id}")
+            raise UnknownItem(f"no forecast series for item(s) {', '.join(unknown[:5])} in run {model.run_id}")
     else:
         ids = sorted(changed)
     if len(ids) > MAX_SERIES:
@@ -339,6 +344,7 @@ def build_model(
         weights={str(k): float(v) for k, v in weights.items()},
         models=dict(zip(heaviest["unique_id"], heaviest["model"], strict=True)),
         scales=scales,
+        selection=selection[["unique_id", "model", "weight"]].reset_index(drop=True),
         path=path,
         baseline=fitted.quantiles_on(path),
     )

@@ -1,12 +1,14 @@
-"""`demand whatif`: a price or promotion scenario scored on the latest run's global model (no retraining)."""
+"""`demand whatif` and `demand drivers`: scenarios scored on, and the drivers of, the latest run's global model."""
 
 from __future__ import annotations
 
 import csv
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -20,6 +22,23 @@ SUMMARY = ["item_id", "location", "baseline_units", "scenario_units", "units_cha
            "scenario_revenue", "implied_elasticity", "uses_related"]  # fmt: skip
 PERIODS = ["item_id", "location", "date", "baseline_p50", "scenario_p50", "baseline_price", "scenario_price",
            "promotion", "discount"]  # fmt: skip
+
+
+def _answer(settings, run_id: str | None, answer: Callable[[Any], dict]) -> dict:
+    """answer(the run's scenario model) for the run (default: the latest enriched one); exit 1 with the reason when
+    there is no run, no model or no answer."""
+    from api.queries import QueryLayer
+    from core.object_store import object_store
+    from forecast_orchestrator.whatif import WhatIfError, load_model
+
+    run = run_id or QueryLayer(settings).latest_run()
+    try:
+        if run is None:
+            raise WhatIfError("no forecast yet: run the forecast workflow and the enrichment first")
+        return answer(load_model(object_store(settings), settings.names.bucket("forecast-export"), run))
+    except WhatIfError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        raise typer.Exit(1) from None
 
 
 def _scenario(scenario_file: Path | None, change: dict, items: list[str]):
@@ -59,9 +78,7 @@ def whatif(
     """Score a scenario of prices and promotions on the forecast run's global model, without retraining: baseline
     and scenario units and revenue per series and in total. Series whose published forecast does not use the global
     model say so. Exit code 1 when the scenario cannot be scored (the message says why)."""
-    from api.queries import QueryLayer
-    from core.object_store import object_store
-    from forecast_orchestrator.whatif import WhatIfError, load_model, score
+    from forecast_orchestrator.whatif import score
 
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter("must be table, csv or json", param_hint="--format")
@@ -69,17 +86,7 @@ def whatif(
               "start": start.date() if start else None, "end": end.date() if end else None,
               "price_factor": price_factor, "price": price, "promotion": promotion, "discount": discount}  # fmt: skip
     scenario = _scenario(scenario_file, change, answer)
-    settings = ctx.obj
-    run = run_id or QueryLayer(settings).latest_run()
-    if run is None:
-        typer.secho("error: no forecast yet: run the forecast workflow and the enrichment first", err=True, fg="red")
-        raise typer.Exit(1)
-    try:
-        model = load_model(object_store(settings), settings.names.bucket("forecast-export"), run)
-        result = score(model, scenario)
-    except WhatIfError as exc:
-        typer.secho(f"error: {exc}", err=True, fg="red")
-        raise typer.Exit(1) from None
+    result = _answer(ctx.obj, run_id, lambda model: score(model, scenario))
     if fmt == "json":
         typer.echo(json.dumps(result, indent=2))
         return
@@ -109,3 +116,31 @@ def whatif(
             typer.secho(f"note: {series['item_id']}: {series['note']}", err=True, fg="yellow")
     for warning in result["warnings"]:
         typer.secho(f"warning: {warning}", err=True, fg="yellow")
+
+
+@app.command("drivers")
+def drivers_command(
+    ctx: typer.Context,
+    item: list[str] = typer.Option(..., "--item", help="Item (repeat)."),
+    run_id: str = typer.Option(None, "--run", help="Forecast run (default: the latest enriched run)."),
+    fmt: str = typer.Option("table", "--format", help="table (per series, over the horizon) or json (per period)."),
+) -> None:
+    """What each item's forecast is made of: the ensemble's models and weights, and what moves the global model's
+    median (recent demand, seasonality, price, promotion, holiday, item and store) as a factor on demand."""
+    from forecast_orchestrator.drivers import drivers
+    from forecast_orchestrator.global_model import DRIVERS
+
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("must be table or json", param_hint="--format")
+    result = _answer(ctx.obj, run_id, lambda model: drivers(model, item))
+    if fmt == "json":
+        typer.echo(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"drivers of run {result['run_id']} (factor on 1 + demand; 1 = no effect)")
+    for column in ("item_id", "location", "ensemble", *DRIVERS):
+        table.add_column(column)
+    for series in result["series"]:
+        models = ", ".join(f"{m['model']} {m['weight']:.2f}" for m in series["ensemble"])
+        effects = [f"{series['drivers'][name]['effect']:.3f}" for name in DRIVERS]
+        table.add_row(series["item_id"], series["location"] or "", models, *effects)
+    output.stdout().print(table)

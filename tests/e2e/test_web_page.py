@@ -148,3 +148,14 @@ def test_the_what_if_chart_moves_the_scenario_line_when_the_price_changes(base_u
     assert any(s[1] < b[1] for s, b in zip(scen, base, strict=True))  # a 40 % cut raises the forecast
     meta = page.inner_text("#whatifmeta")
     assert meta.startswith("units ") and "(+" in meta and page.inner_text("#err") == ""
+
+
+def test_the_drivers_table_names_the_models_and_the_effects(base_url, page):
+    page.goto(base_url + "/")
+    page.wait_for_selector("#item option[value='A']", state="attached")
+    page.select_option("#item", "A")
+    page.wait_for_selector("#drivers[data-item='A'] table")
+    headers = page.locator("#drivers th").all_inner_texts()
+    assert headers == ["ensemble", "recent_demand", "seasonality", "price", "promotion", "holiday", "item_and_store"]
+    cells = page.locator("#drivers td").all_inner_texts()
+    assert cells[0] == "LightGBM 1.00" and all(float(c) > 0 for c in cells[1:])

@@ -426,7 +426,8 @@ def test_the_api_answers_every_request_its_spec_allows_as_the_spec_says(served):
         shaped = st.fixed_dictionaries(
             {"changes": st.lists(change, max_size=3)}, optional={"items": st.lists(st.text())}
         )
-        anything = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=10),
+        finite = st.floats(allow_nan=False, allow_infinity=False)  # JSON has neither
+        anything = st.recursive(st.none() | st.booleans() | finite | st.text(max_size=10),
                                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
                                                                                              max_size=3))  # fmt: skip
 
@@ -494,3 +495,14 @@ def test_whatif_scores_a_price_cut_on_the_latest_runs_model_and_refuses_what_it_
     assert client.post("/whatif", json={"changes": [{"items": ["Z"], "price_factor": 0.8}]}).status_code == 422
     assert client.post("/whatif", json={"changes": []}).status_code == 422
     assert client.post("/whatif", json={"changes": [{"price": 2, "price_factor": 0.9}]}).status_code == 422
+
+
+def test_drivers_name_the_ensembles_models_and_what_moves_the_forecast(client):
+    reply = client.get("/items/A/drivers")
+    assert reply.status_code == 200, reply.text
+    (series,) = reply.json()["series"]
+    assert series["ensemble"] == [{"model": "LightGBM", "weight": 1.0}]
+    assert set(series["drivers"]) == {"recent_demand", "seasonality", "price", "promotion", "holiday", "item_and_store"}
+    assert [p["date"] for p in series["periods"]] == ["2024-01-22", "2024-01-29"]
+    assert all(d["effect"] > 0 for d in series["drivers"].values())
+    assert client.get("/items/Z/drivers").status_code == 404

@@ -139,3 +139,28 @@ def test_on_the_real_year_a_price_response_learned_from_quantity_break_prices_is
     assert result["model_elasticity"] < -PLAUSIBLE_ELASTICITY  # what the history suggests; no retailer would believe it
     (warning,) = result["warnings"]
     assert "implausible" in warning and "quantity-break prices" in warning
+
+
+def test_drivers_add_up_to_the_median_and_promotion_weeks_are_driven_by_the_promotion(run):
+    """The drivers are the median booster's feature contributions (log1p units) summed per group: with the base they
+    add up to the booster's prediction, and the generator's promotions (which really lift sales) show as a promotion
+    effect above 1 in their weeks and none outside them."""
+    from forecast_orchestrator.drivers import drivers
+    from forecast_orchestrator.global_model import DRIVERS
+
+    model, *_ = run
+    result = drivers(model, sorted(set(model.series["item_id"])))
+    assert len(result["series"]) == CONFIG.items
+    median = model.fitted.boosters[0.5].predict(model.path[model.fitted.columns])
+    keys = list(zip(model.path["unique_id"], model.path["ds"].dt.date.map(str), strict=True))
+    predicted = dict(zip(keys, median, strict=True))
+    future = model.future
+    promoted = set(zip(future["unique_id"], future["ds"].dt.date.map(str), future["promotion_flag"], strict=True))
+    on, off = [], []
+    for series in result["series"]:
+        assert series["ensemble"] and abs(sum(m["weight"] for m in series["ensemble"]) - 1) < 1e-6
+        for period in series["periods"]:
+            total = period["base"] + sum(period[name] for name in DRIVERS)
+            assert total == pytest.approx(predicted[(series["item_id"], period["date"])], abs=1e-3)
+            (on if (series["item_id"], period["date"], 1) in promoted else off).append(period["promotion"])
+    assert on and np.mean(on) > 0.05 > abs(np.mean(off))  # a promotion week: demand x 1.05 or more from it
