@@ -317,8 +317,20 @@ ENRICHED = Contract(
         Field("backend", "string", doc="statsforecast | amazon-forecast"),
         Field("avg_wql", "double", required=False, doc="predictor's backtest average weighted quantile loss"),
         Field("wape", "double", required=False, doc="predictor's backtest WAPE"),
+        *(
+            Field(f"driver_{name}", "double", required=False, doc=f"{text}: factor on 1 + demand (1 = no effect)")
+            for name, text in (
+                ("recent_demand", "what recent demand (lags, rolling means) does to the global model's median"),
+                ("seasonality", "what the calendar (week, month, weekday) does"),
+                ("price", "what the price (and its ratio to the usual price) does"),
+                ("promotion", "what a promotion and its discount do"),
+                ("holiday", "what a holiday does"),
+                ("item_and_store", "what the item's category, brand and store do"),
+            )
+        ),
+        Field("ensemble", "string", required=False, doc="the ensemble's models and weights, model:weight;..."),
     ),
-    doc="Forecast quantiles joined with item metadata, recent actuals, outliers and the producing run.",
+    doc="Forecast quantiles joined with item metadata, recent actuals, outliers, drivers and the producing run.",
 )
 
 # AWS DMS writes this envelope to a Kinesis target (MessageFormat json):

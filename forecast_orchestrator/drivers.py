@@ -13,6 +13,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from forecast_orchestrator.global_model import DRIVERS
 from forecast_orchestrator.whatif import ScenarioModel, UnknownItem
 
@@ -52,3 +55,16 @@ def drivers(model: ScenarioModel, items: list[str]) -> dict[str, Any]:
             }
         )
     return {"run_id": model.run_id, "model": "LightGBM", "series": answers}
+
+
+def driver_table(model: ScenarioModel) -> pd.DataFrame:
+    """Every series' drivers per forecast period, for the export and the enriched table: unique_id, ds,
+    driver_<name> (the factor on 1 + demand) and ensemble (`model:weight;...`, heaviest first)."""
+    contributions = model.fitted.contributions(model.path)
+    out = contributions[["unique_id", "ds"]].copy()
+    for name in DRIVERS:
+        out[f"driver_{name}"] = np.exp(contributions[name].to_numpy()).round(4)
+    chosen = model.selection.sort_values(["unique_id", "weight"], ascending=[True, False])
+    chosen = chosen.assign(part=chosen["model"] + ":" + chosen["weight"].map("{:.2f}".format))
+    out["ensemble"] = out["unique_id"].map(chosen.groupby("unique_id")["part"].agg(";".join))
+    return out

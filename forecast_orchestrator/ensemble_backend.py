@@ -20,8 +20,9 @@ from core.object_store import ObjectStore
 from core.settings import Settings
 from forecast_orchestrator import whatif
 from forecast_orchestrator.backends import DONE, progress_key
+from forecast_orchestrator.drivers import driver_table
 from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel, Report, TrainResult, complete_selection
-from forecast_orchestrator.export import write_export
+from forecast_orchestrator.export import write_drivers, write_export
 from forecast_orchestrator.global_model import FittedGlobalModel, GlobalModelConfig
 from forecast_orchestrator.series import ForecastInputs, load_inputs
 
@@ -125,6 +126,7 @@ class EnsembleBackend:
             scenario = whatif.build_model(run["run_id"], inputs.frequency, inputs.horizon, fitted[0], inputs.future(),
                                           inputs.metadata, selection)  # fmt: skip
             answer["scenario_model_key"] = scenario.save(self.store, self.bucket)
+            self._put_frame(f"runs/{run['run_id']}/drivers.parquet", driver_table(scenario))
         return answer
 
     def export_forecast(self, run: dict[str, Any]) -> dict[str, Any]:
@@ -137,6 +139,10 @@ class EnsembleBackend:
             self._predictor(run["forecast_predictor"]),
             run["manifest"],
         )
+        drivers = f"runs/{run['run_id']}/drivers.parquet"
+        if self.store.exists(self.bucket, drivers):
+            with_location = bool(run["manifest"].get("with_location", False))
+            keys["drivers"] = write_drivers(self.store, self.bucket, prefix, self._get_frame(drivers), with_location)
         return {"status": DONE, "export": {"bucket": self.bucket, "prefix": prefix, "keys": keys}}
 
     # Synchronous: the checks are never reached, but the interface has them.

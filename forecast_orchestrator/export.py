@@ -2,7 +2,8 @@
 
 `<prefix>forecast/part-00000.csv`: `item_id,[location,]date,p10,p50,p90[,mean]` with header, the date as
 Forecast's export writes it (`yyyy-MM-ddTHH:mm:ssZ`). `<prefix>accuracy-metrics/metrics.csv` and `.json`:
-one row per backtest window and model plus the summary rows. Names are fixed, so a re-run replaces them.
+one row per backtest window and model plus the summary rows. `<prefix>drivers/part-00000.csv` (runs with the global
+model): `item_id,[location,]date,driver_<name>...,ensemble`. Names are fixed, so a re-run replaces them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # Forecast export: 2024-01-01T00:00:00Z
 FORECAST_KEY = "forecast/part-00000.csv"
 METRICS_CSV_KEY = "accuracy-metrics/metrics.csv"
 METRICS_JSON_KEY = "accuracy-metrics/metrics.json"
+DRIVERS_KEY = "drivers/part-00000.csv"
 
 
 def forecast_table(forecast: pd.DataFrame, with_location: bool) -> pd.DataFrame:
@@ -58,3 +60,13 @@ def write_export(store, bucket: str, prefix: str, forecast_df: pd.DataFrame, tra
     }
     store.put(bucket, keys["metrics_json"], json.dumps(document, indent=2).encode())
     return keys
+
+
+def write_drivers(store, bucket: str, prefix: str, drivers: pd.DataFrame, with_location: bool) -> str:
+    """The drivers per series and period (forecast_orchestrator/drivers.driver_table) in the export layout."""
+    prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    table = split_unique_id(drivers, with_location).rename(columns={"ds": "date"})
+    table["date"] = pd.to_datetime(table["date"]).dt.strftime(DATE_FORMAT)
+    table = table.sort_values([*series_keys(with_location), "date"]).reset_index(drop=True)
+    store.put(bucket, prefix + DRIVERS_KEY, table.to_csv(index=False).encode())
+    return prefix + DRIVERS_KEY

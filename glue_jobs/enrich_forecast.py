@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 
 from core import aws
 from core.cache_generation import record_enriched_run
+from core.forecast_datasets import series_keys
 from core.object_store import ObjectStore, object_store
 from core.settings import Settings
 from core.tables import ENRICHED_FORECASTS, OUTLIERS, PRODUCTS, Table, write_local_catalog
@@ -91,6 +92,12 @@ def enrich_run(spark, settings: Settings, export_key: str, recent_periods: int =
 
     inputs = json.loads(store.get(run["input_bucket"], run["input_manifest_key"]))
     with_location = bool(inputs["with_location"])
+    drivers_keys = run.get("drivers_keys") or []  # the open ensemble's runs with the global model
+    if drivers_keys:
+        drivers = _csv(spark, store, bucket, drivers_keys)
+        drivers = drivers.select(*[F.col(c).cast("double") if c.startswith("driver_") else F.col(c)
+                                   for c in drivers.columns])  # fmt: skip
+        forecast = forecast.join(drivers, on=[*series_keys(with_location), "date"], how="left")
     target_prefix = inputs["datasets"]["target"]["path"]
     target_keys = [k for k in store.list(run["input_bucket"], target_prefix) if k.endswith(".csv")]
     target = _csv(spark, store, run["input_bucket"], target_keys).withColumn("demand", F.col("demand").cast("double"))

@@ -78,6 +78,8 @@ def enrich(
         "recent_periods": F.lit(0).cast("long"),
         "outlier_count": F.lit(0).cast("long"),
         "outlier_top_code": F.lit(None).cast("string"),
+        "ensemble": F.lit(None).cast("string"),
+        **{f.name: F.lit(None).cast("double") for f in ENRICHED.fields if f.name.startswith("driver_")},
     }
     schema = {f.name: f for f in ENRICHED.spark_schema().fields}
     columns = []

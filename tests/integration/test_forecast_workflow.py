@@ -116,10 +116,22 @@ def test_gate_keeps_the_champion_when_the_challenger_is_worse(first_run, pipelin
     assert champion(settings)["predictor_id"] == run["predictor_id"]
 
 
-def test_export_is_enriched(first_run, spark):
+def test_export_is_enriched_with_the_drivers(first_run, spark):
+    """The enriched table carries each row's drivers (the global model's factors) and the ensemble's models, so
+    Athena can ask what drives a forecast."""
+    from forecast_orchestrator.global_model import DRIVERS
+    from query.engine import run_local
+
     settings, _, run, _ = first_run
     result = enrich_run(spark, settings, run["export_manifest"]["key"])
     assert result["rows"] == 8 * 4  # items x horizon
+    db = settings.names.glue_database
+    columns = ", ".join(f"count(driver_{name})" for name in DRIVERS)
+    (counts,) = run_local(f"SELECT count(*), count(ensemble), {columns} FROM {db}.enriched_forecasts", settings).rows
+    assert set(counts) == {8 * 4}
+    (lowest,) = run_local(f"SELECT min(driver_recent_demand * driver_seasonality) FROM {db}.enriched_forecasts",
+                          settings).rows  # fmt: skip
+    assert lowest[0] > 0
 
 
 def test_a_what_if_is_answered_by_the_api_and_the_cli_on_the_runs_own_model(first_run, spark):

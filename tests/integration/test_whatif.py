@@ -164,3 +164,10 @@ def test_drivers_add_up_to_the_median_and_promotion_weeks_are_driven_by_the_prom
             assert total == pytest.approx(predicted[(series["item_id"], period["date"])], abs=1e-3)
             (on if (series["item_id"], period["date"], 1) in promoted else off).append(period["promotion"])
     assert on and np.mean(on) > 0.05 > abs(np.mean(off))  # a promotion week: demand x 1.05 or more from it
+
+
+def test_the_enriched_tables_driver_columns_are_the_drivers():
+    from core.contracts import ENRICHED
+    from forecast_orchestrator.global_model import DRIVERS
+
+    assert [f.name for f in ENRICHED.fields if f.name.startswith("driver_")] == [f"driver_{d}" for d in DRIVERS]
