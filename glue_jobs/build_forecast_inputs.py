@@ -27,7 +27,7 @@ from core.object_store import ObjectStore, object_store
 from core.settings import Settings
 from core.tables import CAMPAIGNS, PRODUCTS, SALES, Table
 from glue_jobs import forecast_inputs as fi
-from glue_jobs.runtime import read_landed, resolve_args, settings_from_args, spark_session
+from glue_jobs.runtime import read_landed, resolve_args, settings_from_args, skipping_undecodable, spark_session
 
 OPTIONAL = {
     "window_end": "",
@@ -62,9 +62,10 @@ def build_key(settings: Settings, request: BuildRequest, content: str) -> tuple[
     return f"{settings.prefix}:{options}:{digest[:16]}", digest
 
 
-def _read(spark, store: ObjectStore, settings: Settings, landing: Table, required: bool, skipped: list[str]):
-    """The landed table (objects that are not whole parquet files are skipped and added to `skipped`)."""
-    rows, broken = read_landed(spark, store, settings, landing)
+def _read(spark, store: ObjectStore, settings: Settings, landing: Table, required: bool, skipped: list[str],
+          excluded: set[str]):  # fmt: skip
+    """The landed table (objects that are not whole parquet files, or excluded, are skipped and added to `skipped`)."""
+    rows, broken = read_landed(spark, store, settings, landing, excluded)
     skipped += broken
     if rows is None and required:
         uri = store.uri(settings.names.bucket(landing.bucket_role), landing.prefix + "/")
@@ -95,13 +96,18 @@ def check_datasets(target, related, metadata, window: fi.RunWindow, with_locatio
 
 
 def build(spark, settings: Settings, request: BuildRequest) -> dict:
-    """Read staged data, build and check the datasets, write them and the manifest. Returns the manifest."""
+    """Read staged data, build and check the datasets, write them and the manifest. Returns the manifest. A landed
+    file that does not decode is left out and named in the manifest's skipped_files (the build runs again)."""
+    return skipping_undecodable(spark, lambda excluded: _build(spark, settings, request, excluded))
+
+
+def _build(spark, settings: Settings, request: BuildRequest, excluded: set[str]) -> dict:
     store = object_store(settings)
     window = request.window
     skipped: list[str] = []
-    sales = _read(spark, store, settings, SALES, required=True, skipped=skipped)
-    products = _read(spark, store, settings, PRODUCTS, required=False, skipped=skipped)
-    campaigns = _read(spark, store, settings, CAMPAIGNS, required=False, skipped=skipped)
+    sales = _read(spark, store, settings, SALES, required=True, skipped=skipped, excluded=excluded)
+    products = _read(spark, store, settings, PRODUCTS, required=False, skipped=skipped, excluded=excluded)
+    campaigns = _read(spark, store, settings, CAMPAIGNS, required=False, skipped=skipped, excluded=excluded)
     sales = fi.net_sales(fi.in_window(sales, window))
     totals = fi.period_totals(sales, window, request.with_location).cache()  # the one pass over the sales
     if totals.limit(1).count() == 0:

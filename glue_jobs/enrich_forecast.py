@@ -29,7 +29,7 @@ from core.settings import Settings
 from core.tables import ENRICHED_FORECASTS, OUTLIERS, PRODUCTS, Table, write_local_catalog
 from glue_jobs import enrichment
 from glue_jobs.forecast_inputs import item_metadata
-from glue_jobs.runtime import read_landed, resolve_args, settings_from_args, spark_session
+from glue_jobs.runtime import read_landed, resolve_args, settings_from_args, skipping_undecodable, spark_session
 
 OPTIONAL = {"recent_periods": "8", "prefix": "", "runtime": "", "data_root": ""}
 
@@ -55,8 +55,8 @@ def latest_export_manifest(settings: Settings) -> str | None:
     return max(keys, key=lambda k: json.loads(store.get(bucket, k))["run_started_at"])
 
 
-def _read_parquet(spark, store: ObjectStore, settings: Settings, t: Table):
-    rows, _ = read_landed(spark, store, settings, t)
+def _read_parquet(spark, store: ObjectStore, settings: Settings, t: Table, excluded: set[str]):
+    rows, _ = read_landed(spark, store, settings, t, excluded)
     return (
         None if rows is None else rows.dropDuplicates(["event_id"])
     )  # landed at least once: a record may arrive twice
@@ -75,7 +75,13 @@ def _csv(spark, store: ObjectStore, bucket: str, keys: list[str]):
 
 def enrich_run(spark, settings: Settings, export_key: str, recent_periods: int = 8) -> dict[str, Any]:
     """Write and register one run's enriched forecasts (the join alone: tests and benchmarks of it need no
-    DynamoDB; `publish_run` also tells the API cache)."""
+    DynamoDB; `publish_run` also tells the API cache). A landed file that does not decode is left out."""
+    return skipping_undecodable(
+        spark, lambda excluded: _enrich_run(spark, settings, export_key, recent_periods, excluded)
+    )
+
+
+def _enrich_run(spark, settings: Settings, export_key: str, recent_periods: int, excluded: set[str]) -> dict[str, Any]:
     store = object_store(settings)
     bucket, key = _split_key(export_key, settings)
     try:
@@ -103,10 +109,10 @@ def enrich_run(spark, settings: Settings, export_key: str, recent_periods: int =
     target = _csv(spark, store, run["input_bucket"], target_keys).withColumn("demand", F.col("demand").cast("double"))
     actuals = enrichment.recent_actuals(target, recent_periods, with_location)
 
-    products = _read_parquet(spark, store, settings, PRODUCTS)
+    products = _read_parquet(spark, store, settings, PRODUCTS, excluded)
     metadata = item_metadata(products, forecast.select("item_id").distinct())
     outliers = enrichment.outlier_summary(
-        _read_parquet(spark, store, settings, OUTLIERS), inputs["window_start"], inputs["window_end"]
+        _read_parquet(spark, store, settings, OUTLIERS, excluded), inputs["window_start"], inputs["window_end"]
     )
     enriched = enrichment.enrich(forecast, metadata, actuals, outliers, run)
 

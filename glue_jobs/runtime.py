@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
-from typing import Any
+import re
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 from core.object_store import ObjectStore, parquet_objects
@@ -17,6 +18,7 @@ from core.settings import Settings
 from core.tables import Table
 
 log = logging.getLogger("demand.glue")
+T = TypeVar("T")
 
 
 class JobArgumentError(ValueError):
@@ -81,40 +83,48 @@ def spark_session(app_name: str) -> tuple[Any, Any]:
     return spark, Job(glue)
 
 
-def read_landed(spark, store: ObjectStore, settings: Settings, table: Table) -> tuple[Any, list[str]]:
-    """(a landed table's readable parquet objects as one DataFrame of its contract's columns, or None when it has
-    none; the URIs of the objects skipped, each logged). Skipped: files that are not whole parquet (magic bytes
-    missing) and files whose pages do not all decode. They stay where they are."""
+def read_landed(
+    spark, store: ObjectStore, settings: Settings, table: Table, excluded: Collection[str] = ()
+) -> tuple[Any, list[str]]:
+    """(a landed table's whole parquet objects, less `excluded`, as one DataFrame of its contract's columns, or None
+    when none is left; the URIs of the objects skipped, each logged). Skipped: files that are not whole parquet
+    (magic bytes missing), and the excluded ones (files a Spark job failed to decode, skipping_undecodable). They
+    stay where they are."""
     bucket = settings.names.bucket(table.bucket_role)
     whole, broken = parquet_objects(store, bucket, table.prefix + "/")
     skipped = [store.uri(bucket, key) for key in broken]
     for uri in skipped:
         log.warning("skipped %s: not a whole parquet file", uri)
     uris = [store.uri(bucket, key) for key in whole]
-    undecodable = _undecodable(spark, uris, table.contract.names) if uris else []
-    for uri in undecodable:
-        log.warning("skipped %s: its pages do not all decode", uri)
-    readable = [uri for uri in uris if uri not in set(undecodable)]
+    readable = [uri for uri in uris if uri not in excluded]
+    skipped += [uri for uri in uris if uri in excluded]
     if not readable:
-        return None, skipped + undecodable
-    return spark.read.parquet(*readable).select(*table.contract.names), skipped + undecodable
+        return None, skipped
+    return spark.read.parquet(*readable).select(*table.contract.names), skipped
 
 
 def _file(name: str) -> str:
-    """input_file_name()'s URI as the object store spells it (local paths without `file:` and percent escapes)."""
+    """A URI as Spark spells it in errors, as the object store does (local paths without `file:` and escapes)."""
     return unquote(urlparse(name).path) if name.startswith("file:") else name
 
 
-def _undecodable(spark, uris: list[str], columns: Sequence[str]) -> list[str]:
-    """The files whose pages do not all decode. Spark, told to skip corrupt files, counts each file's rows twice:
-    from its footer (no page read), and while decoding every column. A file that gives fewer decoded rows than its
-    footer promises, or no footer, is corrupt. Two scans more per build, and no file is half read."""
-    from pyspark.sql import functions as F
+# Spark's error when a task cannot read a file (a parquet page that does not decode): it names the file.
+_UNREADABLE = re.compile(r"Encountered error while reading file (\S+?)\. Details")
 
-    frame = spark.read.option("ignoreCorruptFiles", "true").parquet(*uris)
-    name = F.input_file_name().alias("file")
-    footer = {_file(f): n for f, n in frame.select(name).groupBy("file").count().collect()}
-    # the sum makes Spark decode every column (a bare count of the hash is optimised down to a row count)
-    decoded = frame.select(name, F.hash(*columns).cast("long").alias("row")).groupBy("file")
-    rows = {_file(f): n for f, n, _ in decoded.agg(F.count(F.lit(1)), F.sum("row")).collect()}
-    return [uri for uri in uris if uri not in footer or rows.get(uri, 0) != footer[uri]]
+
+def skipping_undecodable(spark, attempt: Callable[[set[str]], T], limit: int = 100) -> T:
+    """attempt(excluded), run again without each landed file that a Spark job of it failed to read (Spark names the
+    file; a parquet file whose magic bytes are whole but whose pages do not decode). A file is left out whole, so
+    no half-read rows get in, and costs nothing when every file reads; each found costs one run more."""
+    excluded: set[str] = set()
+    while True:
+        try:
+            return attempt(excluded)
+        except Exception as exc:
+            found = _UNREADABLE.search(str(exc))
+            uri = _file(found.group(1)) if found else None
+            if uri is None or uri in excluded or len(excluded) >= limit:
+                raise
+            log.warning("skipped %s: its pages do not decode; running again without it", uri)
+            excluded.add(uri)
+            spark.catalog.clearCache()
