@@ -31,27 +31,29 @@ def drivers(model: ScenarioModel, items: list[str]) -> dict[str, Any]:
     rows = model.path["unique_id"].isin(ids).to_numpy()
     contributions = model.fitted.contributions(model.path[rows])
     answers = []
+    named = series.set_index("unique_id")
     for uid, frame in contributions.groupby("unique_id", sort=True):
         chosen = model.selection[model.selection["unique_id"] == uid].sort_values("weight", ascending=False)
         mean = {name: float(frame[name].mean()) for name in ("base", *DRIVERS)}
+        periods = [
+            {"date": ds.date().isoformat(), **{name: round(float(row[name]), 4) for name in ("base", *DRIVERS)}}
+            for ds, row in zip(frame["ds"], frame.to_dict("records"), strict=True)
+        ]
         answers.append(
             {
-                "item_id": series.set_index("unique_id").at[uid, "item_id"],
-                "location": series.set_index("unique_id").at[uid, "location"],
+                "item_id": named.at[uid, "item_id"],
+                "location": named.at[uid, "location"],
                 "ensemble": [
                     {"model": m, "weight": round(float(w), 4)}
                     for m, w in zip(chosen["model"], chosen["weight"], strict=True)
-                ],
+                ],  # fmt: skip
                 "global_model_weight": round(model.weights.get(uid, 0.0), 4),
                 "drivers": {
                     name: {"contribution": round(mean[name], 4), "effect": round(math.exp(mean[name]), 4)}
                     for name in DRIVERS
                 },  # fmt: skip
                 "base": round(math.exp(mean["base"]), 4),
-                "periods": [
-                    {"date": ds.date().isoformat(), **{name: round(float(row[name]), 4) for name in ("base", *DRIVERS)}}
-                    for ds, row in zip(frame["ds"], frame.to_dict("records"), strict=True)
-                ],
+                "periods": periods,
             }
         )
     return {"run_id": model.run_id, "model": "LightGBM", "series": answers}

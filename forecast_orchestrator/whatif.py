@@ -50,7 +50,7 @@ SCENARIO_MODEL = "scenario-model.pickle"
 # published retail price elasticities average about -2.6 (Bijmolt, van Heerde and Pieters 2005, a meta-analysis).
 PLAUSIBLE_ELASTICITY = 4.0
 ELASTICITY_SAMPLE = 300  # series the model's pooled elasticity is measured on (a fixed sample when there are more)
-MAX_SERIES = 5_000  # series one request may score (a batch of many items; the CLI pages larger sets)
+MAX_SERIES = 5_000  # series one request may answer for (more: name the items, in several requests)
 
 
 class WhatIfError(ValueError):
