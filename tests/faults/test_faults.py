@@ -236,3 +236,48 @@ def test_forecast_workflow_failing_at_a_step_then_triggered_again_gives_the_undi
     assert _forecast(settings, run) == undisturbed
     record = runtime.dynamodb.get_item(TableName=settings.names.run_table, Key={"run_id": {"S": run["run_id"]}})
     assert record["Item"]["status"]["S"] == "SUCCEEDED"
+
+
+def test_local_stack_killed_between_push_and_read_loses_and_repeats_nothing(data, tmp_path):
+    """`demand push` into the local stack, the moto server SIGKILLed before the read, `demand local up` again: it
+    replays its Kinesis journal, and `demand stream read` gets every pushed event once."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = tmp_path / "root"
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "DEMAND_ENDPOINT_URL")}
+    env |= {"DEMAND_DATA_ROOT": str(root), "DEMAND_LOCAL_PORT": str(port), "DEMAND_PREFIX": "faultstack"}
+
+    def demand(*args: str) -> dict:
+        cli = [sys.executable, "-c", "from demand.cli import app; app()", *args]
+        done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    events = tmp_path / "events.jsonl"
+    sales = [e for e in data.events if e["event_type"] == "sale"]
+    events.write_text("".join(json.dumps(e) + "\n" for e in sales))
+    first = demand("local", "up", "--json")
+    try:
+        pushed = demand("push", str(events), "--quiet", "--json")
+        assert pushed["rejected"] == 0 and pushed["sent"] == len(sales)
+        os.kill(first["server"]["pid"], signal.SIGKILL)
+        _wait(lambda: not _port_open(port), 30, "the killed server's port to close")
+        again = demand("local", "up", "--json")
+        assert again["started"] and again["server"]["pid"] != first["server"]["pid"]
+        read = demand("stream", "read", "--json", "--out", str(tmp_path / "read.jsonl"))
+        ids = [json.loads(line)["event_id"] for line in (tmp_path / "read.jsonl").read_text().splitlines()]
+        assert sorted(ids) == sorted(e["event_id"] for e in sales)  # every record pushed, once
+        assert read["duplicates"] == len(sales) - len({e["event_id"] for e in sales})  # the generator's own re-sends
+    finally:
+        demand("local", "down", "--reset", "--json")
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
