@@ -61,7 +61,7 @@ def create_app(
 
     @app.get("/items", dependencies=guarded, responses=denied, tags=["forecast"])
     def items() -> dict:
-        """Products with a forecast in the latest run."""
+        """Products with a forecast in the latest run, the most forecast units (p50 over the horizon) first."""
         return {"items": layer.items()}
 
     @app.get(

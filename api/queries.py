@@ -72,9 +72,11 @@ class QueryLayer:
         return rows[::-1]
 
     def items(self) -> list[dict[str, Any]]:
+        """The latest run's items, the most forecast units first."""
         return self.rows(
-            f"SELECT item_id, max(category) AS category, max(outlier_count) AS outlier_count "
-            f"FROM {self.db}.latest_forecast GROUP BY item_id ORDER BY item_id"
+            f"SELECT item_id, max(category) AS category, max(outlier_count) AS outlier_count, "
+            f"round(sum(p50), 3) AS forecast_units FROM {self.db}.latest_forecast "
+            f"GROUP BY item_id ORDER BY forecast_units DESC, item_id"
         )
 
     def outliers(self, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:

@@ -159,3 +159,17 @@ def test_the_drivers_table_names_the_models_and_the_effects(base_url, page):
     assert headers == ["ensemble", "recent_demand", "seasonality", "price", "promotion", "holiday", "item_and_store"]
     cells = page.locator("#drivers td").all_inner_texts()
     assert cells[0] == "LightGBM 1.00" and all(float(c) > 0 for c in cells[1:])
+
+
+def test_the_page_opens_on_the_biggest_item_and_search_narrows_the_list(base_url, page, tmp_path):
+    """A (9 units forecast) before B (2): the page shows A's chart without a pick; a search keeps the matches only
+    and shows the first of them."""
+    page.goto(base_url + "/")
+    page.wait_for_selector("#chart[data-item='A']")
+    options = page.locator("#item option").all_inner_texts()
+    assert [o.split(" (")[0] for o in options] == ["A", "B"] and options[0].endswith(", 9 units)")
+    page.screenshot(path=str(tmp_path / "opened.png"))
+    assert (tmp_path / "opened.png").stat().st_size > 10_000  # a drawn page, not a blank one
+    page.fill("#search", "b")
+    page.wait_for_selector("#chart[data-item='B']")
+    assert [o.split(" (")[0] for o in page.locator("#item option").all_inner_texts()] == ["B"]
