@@ -18,6 +18,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -98,32 +100,35 @@ def _load(base_url: str, items: list[str], expect: str) -> tuple[np.ndarray, flo
     return np.array(times), len(items) / elapsed
 
 
+@contextmanager
+def serving(root: Path, prefix: str, spark, items: int | list[str]) -> Iterator[str]:
+    """A local stack (moto server process) and `demand serve` on `root`, with an enriched run of `items`
+    (bench.enrich.write_inputs) that the API cache was told of; yields the API's base URL, stops both after."""
+    settings = Settings(data_root=root, prefix=prefix, local_port=_free_port())
+    state, _, _ = local_stack.up(settings)
+    server = None
+    try:
+        settings = settings.model_copy(update={"endpoint_url": state.endpoint})
+        record_enriched_run(settings, enrich_run(spark, settings, write_inputs(settings, items))["run_id"])
+        port = _free_port()
+        server = _serve(settings, port, root / "serve.log")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+        local_stack.down(settings, reset=True)
+
+
 def run(quick: bool, only: str | None) -> None:
     items, hits = (100, 400) if quick else (300, 1500)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
-        root = Path(tmp)
-        settings = Settings(data_root=root, prefix=PREFIX, local_port=_free_port())
-        state, _, _ = local_stack.up(settings)
-        server = None
-        try:
-            settings = settings.model_copy(update={"endpoint_url": state.endpoint})
-            key = write_inputs(settings, items)
-            spark, _ = spark_session("bench_api")
-            result = enrich_run(spark, settings, key)
-            record_enriched_run(settings, result["run_id"])
-            port = _free_port()
-            server = _serve(settings, port, root / "serve.log")
-            base_url = f"http://127.0.0.1:{port}"
-            httpx.get(f"{base_url}/items/WARMUP/forecast", timeout=60)  # 404; first DuckDB and boto3 use
-            ids = [f"SKU{i:05d}" for i in range(items)]
-            miss, miss_rps = _load(base_url, ids, "miss")
-            hit, hit_rps = _load(base_url, [ids[k % items] for k in range(hits)], "hit")
-        finally:
-            if server is not None:
-                server.terminate()
-                server.wait(10)
-            local_stack.down(settings)
+    spark, _ = spark_session("bench_api")
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp, serving(Path(tmp), PREFIX, spark, items) as base_url:
+        httpx.get(f"{base_url}/items/WARMUP/forecast", timeout=60)  # 404; first DuckDB and boto3 use
+        ids = [f"SKU{i:05d}" for i in range(items)]
+        miss, miss_rps = _load(base_url, ids, "miss")
+        hit, hit_rps = _load(base_url, [ids[k % items] for k in range(hits)], "hit")
     load = {"clients": CLIENTS}
     for metric, q in (("p50_ms", 50), ("p99_ms", 99)):
         uncached = float(np.percentile(miss, q))

@@ -22,20 +22,16 @@ import httpx
 import numpy as np
 
 from api.app import ID_PATTERN
-from bench.api import _free_port, _serve
-from bench.enrich import write_inputs
+from bench.api import serving
 from bench.forecast import DAYS, holdout, weekly_demand
 from bench.online_retail import daily_inputs, sales_lines
 from bench.report import emit
-from core.cache_generation import record_enriched_run
 from core.object_store import LocalObjectStore
 from core.settings import Settings
 from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel, complete_selection
 from forecast_orchestrator.series import ForecastInputs
 from forecast_orchestrator.whatif import build_model
-from glue_jobs.enrich_forecast import enrich_run
 from glue_jobs.runtime import spark_session
-from local_stack import stack as local_stack
 from streaming.generator import GeneratorConfig
 
 PREFIX = "bench-whatif"
@@ -75,30 +71,17 @@ def _measure(root: Path, inputs: ForecastInputs, spark) -> tuple[list[float], li
     """(plain forecast request latencies, one-item what-if latencies, the pooled answer to a 10 % cut of every
     price) on a local stack and `demand serve` of their own."""
     rng = np.random.default_rng(7)
-    settings = Settings(data_root=root, prefix=PREFIX, local_port=_free_port())
-    state, _, _ = local_stack.up(settings)
-    server = None
-    try:
-        settings = settings.model_copy(update={"endpoint_url": state.endpoint})
-        ids = _scenario_model(settings, inputs)
-        record_enriched_run(settings, enrich_run(spark, settings, write_inputs(settings, ids))["run_id"])
-        port = _free_port()
-        server = _serve(settings, port, root / "serve.log")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
-            _timed(http, "POST", "/whatif", {"changes": [{"items": [ids[0]], "price_factor": 0.9}]})  # loads it
-            plain = [_timed(http, "GET", f"/items/{item}/forecast") for item in ids]
-            scenarios = []
-            for k, item in enumerate(ids):
-                change = {"items": [item], "price_factor": round(float(rng.uniform(0.8, 1.2)), 3)}
-                if k % 2:
-                    change = {"items": [item], "promotion": True, "discount": 0.2}
-                scenarios.append(_timed(http, "POST", "/whatif", {"changes": [change]}))
-            pooled = http.post("/whatif", json={"changes": [{"price_factor": 0.9}]}).json()
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(10)
-        local_stack.down(settings, reset=True)
+    ids = _scenario_model(Settings(data_root=root, prefix=PREFIX), inputs)
+    with serving(root, PREFIX, spark, ids) as base_url, httpx.Client(base_url=base_url, timeout=300) as http:
+        _timed(http, "POST", "/whatif", {"changes": [{"items": [ids[0]], "price_factor": 0.9}]})  # loads it
+        plain = [_timed(http, "GET", f"/items/{item}/forecast") for item in ids]
+        scenarios = []
+        for k, item in enumerate(ids):
+            change = {"items": [item], "price_factor": round(float(rng.uniform(0.8, 1.2)), 3)}
+            if k % 2:
+                change = {"items": [item], "promotion": True, "discount": 0.2}
+            scenarios.append(_timed(http, "POST", "/whatif", {"changes": [change]}))
+        pooled = http.post("/whatif", json={"changes": [{"price_factor": 0.9}]}).json()
     changes = [s["totals"]["units_change"] for s in pooled["series"] if s["totals"]["units_change"] is not None]
     answer = {"price_cut_10pct_units_change": pooled["total"]["units_change"],
               "series_raised_share": round(float(np.mean([c >= 0 for c in changes])), 4),

@@ -349,8 +349,7 @@ class EnsembleModel:
             progress.advance(series, f"forecast of {GLOBAL}")
         per_model = pd.concat(parts, ignore_index=True)
         out = combine(per_model, selection, ["unique_id", "ds"], self.config.quantiles)
-        scales = {c[len("scale_") :]: float(selection[c].iloc[0]) for c in selection.columns if c.startswith("scale_")}
-        out = apply_scales(out, scales)
+        out = apply_scales(out, selection_scales(selection))
         if not self.config.include_mean:
             out = out.drop(columns="mean")
         out["model"] = "ensemble"
@@ -444,6 +443,11 @@ def calibrate(ensemble: pd.DataFrame, quantiles) -> dict[str, float]:
         target = q if q > 0.5 else 1 - q  # share of ratios that must stay inside
         scales[column] = float(max(np.quantile(ratio, target), 0.0))
     return scales
+
+
+def selection_scales(selection: pd.DataFrame) -> dict[str, float]:
+    """The interval calibration a selection carries (its scale_<pNN> columns, one value each): pNN -> factor."""
+    return {c[len("scale_") :]: float(selection[c].iloc[0]) for c in selection.columns if c.startswith("scale_")}
 
 
 def apply_scales(frame: pd.DataFrame, scales: dict[str, float]) -> pd.DataFrame:

@@ -33,6 +33,7 @@ import math
 import pickle
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -40,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.object_store import ObjectStore
 from forecast_orchestrator import metrics as m
-from forecast_orchestrator.ensemble import apply_scales
+from forecast_orchestrator.ensemble import apply_scales, selection_scales
 from forecast_orchestrator.global_model import NAME as GLOBAL
 from forecast_orchestrator.global_model import FittedGlobalModel
 from forecast_orchestrator.series import SEPARATOR
@@ -76,13 +77,23 @@ class ScenarioModel:
     fitted: FittedGlobalModel
     future: pd.DataFrame  # unique_id, ds, price, promotion_flag, discount, holiday_flag over the horizon
     series: pd.DataFrame  # unique_id, item_id, location, category
-    weights: dict[str, float]  # unique_id -> weight of the global model in the published forecast
-    models: dict[str, str]  # unique_id -> the published forecast's heaviest model
     scales: dict[str, float]  # the ensemble's interval calibration, pNN -> factor
     selection: pd.DataFrame  # the published forecast's models per series: unique_id, model, weight
     path: pd.DataFrame  # the baseline's median path: unique_id, ds and the features there (FittedGlobalModel.path)
     baseline: pd.DataFrame  # the global model's forecast on that path, before the interval calibration
     elasticity: float | None = None  # the pooled elasticity of a 10 % cut of every price (measured by build_model)
+
+    @cached_property
+    def weights(self) -> dict[str, float]:
+        """unique_id -> the weight of the global model in the published forecast."""
+        chosen = self.selection[self.selection["model"] == GLOBAL]
+        return {str(k): float(v) for k, v in chosen.groupby("unique_id")["weight"].sum().items()}
+
+    @cached_property
+    def models(self) -> dict[str, str]:
+        """unique_id -> the published forecast's heaviest model."""
+        heaviest = self.selection.sort_values("weight", ascending=False).drop_duplicates("unique_id")
+        return dict(zip(heaviest["unique_id"], heaviest["model"], strict=True))
 
     def forecasts(self, ids: list[str], changed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(baseline, scenario) of the series `ids` with `changed`'s related values: the baseline path is the run's
@@ -327,9 +338,6 @@ def build_model(
     if len(metadata) and "category" in metadata:
         category = metadata.drop_duplicates("item_id").set_index("item_id")["category"].to_dict()
     series["category"] = series["item_id"].map(category).fillna("unknown")
-    weights = selection[selection["model"] == GLOBAL].groupby("unique_id")["weight"].sum().to_dict()
-    heaviest = selection.sort_values("weight", ascending=False).drop_duplicates("unique_id")
-    scales = {c[len("scale_") :]: float(selection[c].iloc[0]) for c in selection.columns if c.startswith("scale_")}
     columns = ["unique_id", "ds", "price", "promotion_flag", "discount", "holiday_flag"]
     kept = future[future["unique_id"].isin(set(fitted.ids))][columns].reset_index(drop=True)
     kept = kept.astype({"price": float, "discount": float, "promotion_flag": int})
@@ -341,9 +349,7 @@ def build_model(
         fitted=fitted,
         future=kept,
         series=series,
-        weights={str(k): float(v) for k, v in weights.items()},
-        models=dict(zip(heaviest["unique_id"], heaviest["model"], strict=True)),
-        scales=scales,
+        scales=selection_scales(selection),
         selection=selection[["unique_id", "model", "weight"]].reset_index(drop=True),
         path=path,
         baseline=fitted.quantiles_on(path),

@@ -29,17 +29,24 @@ def imported_packages(module: Path, seen: set[Path] | None = None) -> set[str]:
         return set()
     seen.add(module)
     found: set[str] = set()
-    for node in ast.walk(ast.parse(module.read_text())):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        for name in names:
-            if name.split(".")[0] in FIRST_PARTY:
-                found.add(name.split(".")[0])
-                path = ROOT / Path(*name.split("."))
-                for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-                    found |= imported_packages(candidate, seen)
+    for name in _imported(module, members=True):
+        if name.split(".")[0] in FIRST_PARTY:
+            found.add(name.split(".")[0])
+            path = ROOT / Path(*name.split("."))
+            for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+                found |= imported_packages(candidate, seen)
     return found
+
+
+def _imported(module: Path, members: bool) -> list[str]:
+    """The dotted names a module imports, also inside functions (with members: `from a import b` gives a and a.b)."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names += [node.module] + ([f"{node.module}.{a.name}" for a in node.names] if members else [])
+    return names
 
 
 def bundle(name: str) -> set[str]:
@@ -68,14 +75,8 @@ def _glue_imports(entry: Path) -> set[str]:
     """Top-level third-party modules imported by the entry and the first-party modules it reaches."""
     seen: set[Path] = set()
     imported_packages(entry, seen)
-    found: set[str] = set()
-    for module in seen:
-        for node in ast.walk(ast.parse(module.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [node.module]
-            found |= {n.split(".")[0] for n in names if n.split(".")[0] not in FIRST_PARTY}
-    return found
+    found = {name.split(".")[0] for module in seen for name in _imported(module, members=False)}
+    return found - FIRST_PARTY
 
 
 @pytest.mark.parametrize("job", ["build_forecast_inputs", "enrich_forecast", "forecast_steps"])
