@@ -20,7 +20,7 @@ from bench.report import emit
 from core.holidays import holidays
 from forecast_orchestrator import metrics as m
 from forecast_orchestrator.ensemble import MODEL_EXOGENOUS, EnsembleConfig, EnsembleModel
-from forecast_orchestrator.series import EXOGENOUS, ForecastInputs, pandas_freq
+from forecast_orchestrator.series import EXOGENOUS, SEPARATOR, ForecastInputs, pandas_freq
 from streaming.generator import GeneratorConfig, generate
 
 HORIZON = 8
@@ -29,28 +29,30 @@ HORIZON = 8
 DAYS = 7 * 96
 
 
-def weekly_demand(config: GeneratorConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(target, related) in the long format from generated events: demand, price, promotion, holiday per week."""
+def weekly_demand(config: GeneratorConfig, by_store: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(target, related) in the long format from generated events: demand, price, promotion, holiday per week;
+    per item, or per item and store (`by_store`: unique_id item|store, a store's own promotions only there)."""
     data = generate(config)
     drop = {label.line for label in data.labels if label.expected != "clean"}
     events = pd.DataFrame([e for i, e in enumerate(data.events) if i not in drop])
     sales = events[events["event_type"] == "sale"].copy()
     sales["ds"] = pd.to_datetime(sales["event_time"]).dt.tz_localize(None).dt.to_period("W-SUN").dt.start_time
+    sales["series"] = sales["item_id"] + (SEPARATOR + sales["store_id"] if by_store else "")
     start = pd.Timestamp(config.start)
     weeks = pd.date_range(start, periods=config.days // 7, freq="W-MON")
-    demand = sales.groupby(["item_id", "ds"])["quantity"].sum().clip(lower=0).rename("y")
-    first = sales.groupby("item_id")["ds"].min()
-    grid = pd.DataFrame(
-        [(i, d) for i in sorted(first.index) for d in weeks if d >= first[i]], columns=["item_id", "ds"]
-    )
-    target = grid.merge(demand.reset_index(), on=["item_id", "ds"], how="left").fillna({"y": 0.0})
+    demand = sales.groupby(["series", "ds"])["quantity"].sum().clip(lower=0).rename("y")
+    first = sales.groupby("series")["ds"].min()
+    grid = pd.DataFrame([(i, d) for i in sorted(first.index) for d in weeks if d >= first[i]], columns=["series", "ds"])
+    target = grid.merge(demand.reset_index(), on=["series", "ds"], how="left").fillna({"y": 0.0})
 
     horizon_weeks = pd.date_range(start, periods=len(weeks) + HORIZON, freq="W-MON")
-    related = pd.DataFrame([(i, d) for i in sorted(first.index) for d in horizon_weeks], columns=["item_id", "ds"])
+    related = pd.DataFrame([(i, d) for i in sorted(first.index) for d in horizon_weeks], columns=["series", "ds"])
+    related["item_id"] = related["series"].str.split(SEPARATOR).str[0]
     price = sales.groupby(["item_id", "ds"])["unit_price"].median().rename("price").reset_index()
     related = related.merge(price, on=["item_id", "ds"], how="left")
-    related["price"] = related.groupby("item_id")["price"].transform(lambda s: s.ffill().bfill())
+    related["price"] = related.groupby("series")["price"].transform(lambda s: s.ffill().bfill())
     campaigns = events[(events["event_type"] == "campaign") & (events["action"] == "start")]
+    stores = sorted(sales["store_id"].unique())
     promo = []
     for row in campaigns.itertuples():
         days = pd.date_range(
@@ -58,25 +60,37 @@ def weekly_demand(config: GeneratorConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
             pd.Timestamp(row.ends_at).tz_localize(None),
             inclusive="left",
         )
+        where = (
+            [row.item_id + SEPARATOR + s for s in stores if row.store_id in (None, s)] if by_store else [row.item_id]
+        )
         for week in sorted(set(days.to_period("W-SUN").start_time)):
-            promo.append((row.item_id, week, 1.0, float(row.discount_pct)))
+            promo += [(series, week, 1.0, float(row.discount_pct)) for series in where]
     promo_df = (
-        pd.DataFrame(promo, columns=["item_id", "ds", "promotion_flag", "discount"]).groupby(["item_id", "ds"]).max()
+        pd.DataFrame(promo, columns=["series", "ds", "promotion_flag", "discount"]).groupby(["series", "ds"]).max()
     )
-    related = related.merge(promo_df.reset_index(), on=["item_id", "ds"], how="left")
+    related = related.merge(promo_df.reset_index(), on=["series", "ds"], how="left")
     end = date.fromisoformat(config.start) + timedelta(days=7 * len(horizon_weeks))
     holiday_weeks = {
         pd.Timestamp(d - timedelta(days=d.weekday()))
         for d in holidays(config.country, date.fromisoformat(config.start), end)
     }
     related["holiday_flag"] = related["ds"].isin(holiday_weeks).astype(float)
-    related = related.fillna({"promotion_flag": 0.0, "discount": 0.0}).rename(columns={"item_id": "unique_id"})
-    target = target.rename(columns={"item_id": "unique_id"}).merge(related, on=["unique_id", "ds"], how="left")
+    related = related.fillna({"promotion_flag": 0.0, "discount": 0.0}).rename(columns={"series": "unique_id"})
+    target = target.rename(columns={"series": "unique_id"}).merge(related, on=["unique_id", "ds"], how="left")
     return target[["unique_id", "ds", "y", *EXOGENOUS]], related[["unique_id", "ds", *EXOGENOUS]]
 
 
-def holdout(target: pd.DataFrame, related: pd.DataFrame, horizon: int = HORIZON) -> tuple[ForecastInputs, pd.DataFrame]:
-    """Inputs ending `horizon` weeks before the last week, and the held-out actuals."""
+def item_metadata(config: GeneratorConfig) -> pd.DataFrame:
+    """item_id, category, brand from the generator's product events."""
+    products = [e for e in generate(config).events if e["event_type"] == "product"]
+    return pd.DataFrame(products)[["item_id", "category", "brand"]].drop_duplicates("item_id").reset_index(drop=True)
+
+
+def holdout(
+    target: pd.DataFrame, related: pd.DataFrame, horizon: int = HORIZON, metadata: pd.DataFrame | None = None
+) -> tuple[ForecastInputs, pd.DataFrame]:
+    """Inputs ending `horizon` weeks before the last week, and the held-out actuals (series per item and store when
+    their ids hold a location)."""
     cut = target["ds"].max() - pd.Timedelta(weeks=horizon)
     train = target[target["ds"] <= cut].reset_index(drop=True)
     actual = target[(target["ds"] > cut) & target["unique_id"].isin(train["unique_id"].unique())]
@@ -85,12 +99,11 @@ def holdout(target: pd.DataFrame, related: pd.DataFrame, horizon: int = HORIZON)
         "window_start": str(train["ds"].min().date()),
         "window_end": str((cut + pd.Timedelta(weeks=1)).date()),
         "horizon": horizon,
-        "with_location": False,
+        "with_location": bool(train["unique_id"].str.contains(SEPARATOR, regex=False).any()),
         "timestamp_format": "yyyy-MM-dd",
     }
-    return ForecastInputs(manifest, train, related, pd.DataFrame(columns=["item_id", "category", "brand"])), actual[
-        ["unique_id", "ds", "y"]
-    ].reset_index(drop=True)
+    metadata = metadata if metadata is not None else pd.DataFrame(columns=["item_id", "category", "brand"])
+    return ForecastInputs(manifest, train, related, metadata), actual[["unique_id", "ds", "y"]].reset_index(drop=True)
 
 
 def score(

@@ -333,6 +333,34 @@ ENRICHED = Contract(
     doc="Forecast quantiles joined with item metadata, recent actuals, outliers, drivers and the producing run.",
 )
 
+# Coherent totals (forecast_orchestrator/reconcile.py): the levels, top to bottom, and the reconciliation methods.
+HIERARCHY_LEVELS = ("total", "category", "store", "item", "item_store")
+RECONCILIATION_METHODS = ("bottom_up", "ols", "wls_struct", "wls_var")
+
+COHERENT = Contract(
+    "coherent_forecast",
+    (
+        Field("run_id", "string", doc="forecast run that produced the row"),
+        Field("run_started_at", "timestamp"),
+        Field("frequency", "string", enum=("D", "W")),
+        Field("level", "string", enum=HIERARCHY_LEVELS, doc="the level of the hierarchy the row forecasts"),
+        Field("item_id", "string", required=False, doc="the item (levels item and item_store)"),
+        Field("location", "string", required=False, doc="the store (levels store and item_store)"),
+        Field("category", "string", required=False, doc="the category (levels category, item and item_store)"),
+        Field("forecast_date", "timestamp", doc="start of the forecast period"),
+        Field("p10", "double", doc="10% quantile of the level's demand"),
+        Field("p50", "double", doc="median demand"),
+        Field("p90", "double", doc="90% quantile of demand"),
+        Field("mean", "double", doc="expected demand: the level's is the sum of the levels below it"),
+        Field("base_p50", "double", doc="the level's own median before reconciliation"),
+        Field("method", "string", enum=RECONCILIATION_METHODS, doc="reconciliation chosen by backtest"),
+        Field("backtest_wape", "double", required=False, doc="the level's backtest WAPE after reconciliation"),
+        Field("base_backtest_wape", "double", required=False, doc="its backtest WAPE before reconciliation"),
+        Field("predictor_id", "string", doc="the predictor of the bottom level's forecasts"),
+    ),
+    doc="Forecasts of the company, categories, stores, items and items at stores whose expected demand adds up.",
+)
+
 # AWS DMS writes this envelope to a Kinesis target (MessageFormat json):
 # https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Target.Kinesis.html
 DMS_ENVELOPE_SCHEMA: dict[str, Any] = {

@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     ensemble_shrink: float = Field(
         0.8, ge=0, le=1, description="how far a series' model weights are pulled to the models' pooled accuracy"
     )
+    coherent_totals: bool = Field(
+        True, description="also forecast every category, store and the total, reconciled with the items' forecasts"
+    )
+    totals_models: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("AutoETS", "AutoTheta", "SeasonalNaive", "LightGBM"),
+        description="candidate models of the aggregates' ensemble (coherent totals), comma-separated",
+    )
     forecast_backend: str = Field("statsforecast", pattern=r"^(statsforecast|amazon-forecast)$")
     model_job: str | None = Field(
         None,
@@ -187,7 +194,7 @@ class Settings(BaseSettings):
     def _country(cls, value: str) -> str:
         return check_country(value)
 
-    @field_validator("forecast_models", mode="before")
+    @field_validator("forecast_models", "totals_models", mode="before")
     @classmethod
     def _models(cls, value: object) -> object:
         """ "LightGBM,AutoETS" (environment, Glue arguments) or a sequence."""

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from datetime import date
 
-from core.contracts import CAMPAIGN, ENRICHED, OUTLIER, PRODUCT, REJECTED, SALE, Contract
+from core.contracts import CAMPAIGN, COHERENT, ENRICHED, OUTLIER, PRODUCT, REJECTED, SALE, Contract
 from core.object_store import object_store
 from core.settings import Settings
 
@@ -102,9 +102,11 @@ PRODUCTS = Table("products", PRODUCT, "staged", "products", TIME_PARTITIONS, "ev
 CAMPAIGNS = Table("campaigns", CAMPAIGN, "staged", "campaigns", TIME_PARTITIONS, "event_time")
 # Written by glue_jobs/enrich_forecast.py: one folder per run, `forecasts/run_date=YYYY-MM-DD/run=<run_id>/`.
 ENRICHED_FORECASTS = Table("enriched_forecasts", ENRICHED, "enriched", "forecasts", ("run_date", "run"))
+# The same job, the same layout: `coherent/run_date=YYYY-MM-DD/run=<run_id>/` (runs with coherent totals).
+COHERENT_FORECASTS = Table("coherent_forecasts", COHERENT, "enriched", "coherent", ("run_date", "run"))
 
 TABLES: dict[str, Table] = {
-    t.name: t for t in (SALES, OUTLIERS, REJECTED_RECORDS, PRODUCTS, CAMPAIGNS, ENRICHED_FORECASTS)
+    t.name: t for t in (SALES, OUTLIERS, REJECTED_RECORDS, PRODUCTS, CAMPAIGNS, ENRICHED_FORECASTS, COHERENT_FORECASTS)
 }
 LANDED: dict[str, Table] = {name: t for name, t in TABLES.items() if t.time_field}
 

@@ -77,6 +77,7 @@ class TrainResult:
     predictor_id: str
     metrics: pd.DataFrame  # window, cutoff, model, wQL_<q>..., avg_wQL, WAPE, RMSE, MAPE, MASE, coverage_p10_p90
     selection: pd.DataFrame  # unique_id, model, weight, loss, plus scale_<pNN> (interval calibration)
+    backtest: pd.DataFrame | None = None  # the ensemble's backtest: unique_id, ds, cutoff, y, pNN..., mean
 
 
 Report = Callable[[dict[str, Any]], None]
@@ -291,7 +292,7 @@ class EnsembleModel:
             selection[f"scale_{column}"] = scale
         scored_frames = pd.concat([backtest, ensemble.assign(model="ensemble")], ignore_index=True)
         table = backtest_metrics(scored_frames, history, self.config, self.season_length(inputs.frequency))
-        return TrainResult(predictor_id=self._predictor_id(inputs, names), metrics=table, selection=selection)
+        return TrainResult(self._predictor_id(inputs, names), table, selection, ensemble)
 
     def _predictor_id(self, inputs: ForecastInputs, names: tuple[str, ...]) -> str:
         key = json.dumps(

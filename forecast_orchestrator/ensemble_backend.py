@@ -22,9 +22,10 @@ from forecast_orchestrator import whatif
 from forecast_orchestrator.backends import DONE, progress_key
 from forecast_orchestrator.drivers import driver_table
 from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel, Report, TrainResult, complete_selection
-from forecast_orchestrator.export import write_drivers, write_export
+from forecast_orchestrator.export import write_coherent, write_drivers, write_export
 from forecast_orchestrator.global_model import FittedGlobalModel, GlobalModelConfig
 from forecast_orchestrator.series import ForecastInputs, load_inputs
+from forecast_orchestrator.totals import coherent_totals
 
 PROGRESS_EVERY_S = 2.0  # a step's progress file is rewritten at most this often (and at the end)
 
@@ -96,14 +97,18 @@ class EnsembleBackend:
         base = f"predictors/{trained.predictor_id}/"
         self._put_frame(base + "metrics.parquet", trained.metrics)
         self._put_frame(base + "selection.parquet", trained.selection)
+        if trained.backtest is not None:
+            self._put_frame(base + "backtest.parquet", trained.backtest)
         return {"status": DONE, "predictor_id": trained.predictor_id}
 
     def _predictor(self, predictor_id: str) -> TrainResult:
         base = f"predictors/{predictor_id}/"
+        backtest = base + "backtest.parquet"  # predictors kept before the coherent totals have none
         return TrainResult(
             predictor_id=predictor_id,
             metrics=self._get_frame(base + "metrics.parquet"),
             selection=self._get_frame(base + "selection.parquet"),
+            backtest=self._get_frame(backtest) if self.store.exists(self.bucket, backtest) else None,
         )
 
     def get_accuracy(self, run: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +132,24 @@ class EnsembleBackend:
                                           inputs.metadata, selection)  # fmt: skip
             answer["scenario_model_key"] = scenario.save(self.store, self.bucket)
             self._put_frame(f"runs/{run['run_id']}/drivers.parquet", driver_table(scenario))
+        if self.settings.coherent_totals:
+            answer["coherent_totals"] = self._coherent_totals(run, inputs, forecast)
         return answer
+
+    def _coherent_totals(self, run: dict[str, Any], inputs: ForecastInputs, forecast: pd.DataFrame) -> str:
+        """Every level's coherent forecast and the reconciliation's backtest table under runs/<run_id>/. The
+        method is chosen on this run's own predictor's backtest (the windows of this run's data)."""
+        backtest = self._predictor(run["predictor_id"]).backtest
+        if backtest is None:
+            return "skipped: the predictor kept no backtest"
+        try:
+            totals = coherent_totals(self.model, self.settings.totals_models, inputs, forecast, backtest,
+                                     self._reporter(run))  # fmt: skip
+        except ValueError as error:  # the aggregates too short to backtest: the items' forecast stands alone
+            return f"skipped: {error}"
+        self._put_frame(f"runs/{run['run_id']}/coherent.parquet", totals.forecast)
+        self._put_frame(f"runs/{run['run_id']}/coherent-accuracy.parquet", totals.accuracy)
+        return totals.method
 
     def export_forecast(self, run: dict[str, Any]) -> dict[str, Any]:
         prefix = f"exports/{run['run_id']}/"
@@ -139,10 +161,14 @@ class EnsembleBackend:
             self._predictor(run["forecast_predictor"]),
             run["manifest"],
         )
+        with_location = bool(run["manifest"].get("with_location", False))
         drivers = f"runs/{run['run_id']}/drivers.parquet"
         if self.store.exists(self.bucket, drivers):
-            with_location = bool(run["manifest"].get("with_location", False))
             keys["drivers"] = write_drivers(self.store, self.bucket, prefix, self._get_frame(drivers), with_location)
+        coherent = f"runs/{run['run_id']}/coherent.parquet"
+        if self.store.exists(self.bucket, coherent):
+            accuracy = self._get_frame(f"runs/{run['run_id']}/coherent-accuracy.parquet")
+            keys |= write_coherent(self.store, self.bucket, prefix, self._get_frame(coherent), accuracy)
         return {"status": DONE, "export": {"bucket": self.bucket, "prefix": prefix, "keys": keys}}
 
     # Synchronous: the checks are never reached, but the interface has them.

@@ -22,6 +22,8 @@ FORECAST_KEY = "forecast/part-00000.csv"
 METRICS_CSV_KEY = "accuracy-metrics/metrics.csv"
 METRICS_JSON_KEY = "accuracy-metrics/metrics.json"
 DRIVERS_KEY = "drivers/part-00000.csv"
+COHERENT_KEY = "coherent/part-00000.csv"
+COHERENT_ACCURACY_KEY = "coherent-accuracy/metrics.csv"
 
 
 def forecast_table(forecast: pd.DataFrame, with_location: bool) -> pd.DataFrame:
@@ -70,3 +72,17 @@ def write_drivers(store, bucket: str, prefix: str, drivers: pd.DataFrame, with_l
     table = table.sort_values([*series_keys(with_location), "date"]).reset_index(drop=True)
     store.put(bucket, prefix + DRIVERS_KEY, table.to_csv(index=False).encode())
     return prefix + DRIVERS_KEY
+
+
+def write_coherent(store, bucket: str, prefix: str, coherent: pd.DataFrame, accuracy: pd.DataFrame) -> dict:
+    """The coherent forecasts of every level (forecast_orchestrator/totals.py) and their backtest table."""
+    prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    chosen = accuracy[accuracy["chosen"]].set_index("level")
+    table = coherent.drop(columns="node_id").rename(columns={"ds": "date"})
+    table["backtest_wape"] = table["level"].map(chosen["wape"])
+    table["base_backtest_wape"] = table["level"].map(chosen["base_wape"])
+    table["date"] = pd.to_datetime(table["date"]).dt.strftime(DATE_FORMAT)
+    keys = {"coherent": prefix + COHERENT_KEY, "coherent_accuracy": prefix + COHERENT_ACCURACY_KEY}
+    store.put(bucket, keys["coherent"], table.to_csv(index=False).encode())  # full precision: the sums are exact
+    store.put(bucket, keys["coherent_accuracy"], accuracy.to_csv(index=False).encode())
+    return keys

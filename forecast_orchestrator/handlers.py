@@ -216,6 +216,7 @@ def export_manifest(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     # Every backend writes the forecast files under exports/<run_id>/forecast/ (Forecast's export job too).
     forecast_prefix = f"exports/{run['run_id']}/forecast/"
     drivers_prefix = f"exports/{run['run_id']}/drivers/"  # the open ensemble's, when the global model forecast
+    coherent_prefix = f"exports/{run['run_id']}/coherent/"  # the open ensemble's coherent totals
     manifest = {
         "run_id": run["run_id"],
         "run_started_at": run["started_at"],
@@ -227,6 +228,7 @@ def export_manifest(run: dict[str, Any], rt: Runtime) -> dict[str, Any]:
         "input_manifest_key": run["manifest_key"],
         "forecast_keys": sorted(k for k in rt.store.list(export["bucket"], forecast_prefix) if k.endswith(".csv")),
         "drivers_keys": sorted(k for k in rt.store.list(export["bucket"], drivers_prefix) if k.endswith(".csv")),
+        "coherent_keys": sorted(k for k in rt.store.list(export["bucket"], coherent_prefix) if k.endswith(".csv")),
     }
     if not manifest["forecast_keys"]:
         raise ValueError(f"export {rt.store.uri(export['bucket'], forecast_prefix)} holds no forecast CSV")

@@ -6,7 +6,7 @@ Runs unchanged on Glue 5.0 and local PySpark:
 
 The export manifest (written last by the forecast workflow) names the run, its predictor and accuracy, the
 forecast files and the input manifest. Output: `forecasts/run_date=<d>/run=<run_id>/` in the enriched
-bucket, replaced as a whole on a re-run (idempotent per run); the table and partition are registered in
+bucket (and `coherent/...` the same way when the run has coherent totals), replaced as a whole on a re-run (idempotent per run); the table and partition are registered in
 the Glue Data Catalog on AWS, in `<data_root>/glue-catalog.json` locally. Then the job tells the API's
 DynamoDB cache that a run was enriched (core.cache_generation), so the API serves it at once.
 """
@@ -26,7 +26,7 @@ from core.cache_generation import record_enriched_run
 from core.forecast_datasets import series_keys
 from core.object_store import ObjectStore, object_store
 from core.settings import Settings
-from core.tables import ENRICHED_FORECASTS, OUTLIERS, PRODUCTS, Table, write_local_catalog
+from core.tables import COHERENT_FORECASTS, ENRICHED_FORECASTS, OUTLIERS, PRODUCTS, Table, write_local_catalog
 from glue_jobs import enrichment
 from glue_jobs.forecast_inputs import item_metadata
 from glue_jobs.runtime import read_landed, resolve_args, settings_from_args, skipping_undecodable, spark_session
@@ -115,17 +115,25 @@ def _enrich_run(spark, settings: Settings, export_key: str, recent_periods: int,
         _read_parquet(spark, store, settings, OUTLIERS, excluded), inputs["window_start"], inputs["window_end"]
     )
     enriched = enrichment.enrich(forecast, metadata, actuals, outliers, run)
+    result = {"run_id": run["run_id"], **_write_run(spark, settings, store, ENRICHED_FORECASTS, enriched, run)}
+    if run.get("coherent_keys"):  # the open ensemble's coherent totals
+        coherent = enrichment.coherent(_csv(spark, store, bucket, run["coherent_keys"]), run)
+        result["coherent"] = _write_run(spark, settings, store, COHERENT_FORECASTS, coherent, run)
+    return result
 
+
+def _write_run(spark, settings: Settings, store: ObjectStore, table: Table, frame, run: dict[str, Any]) -> dict:
+    """One run's rows of a per-run table, replacing the run's folder, and the table registered."""
     run_date = date.fromisoformat(run["run_started_at"][:10]).isoformat()
-    out_bucket = settings.names.bucket(ENRICHED_FORECASTS.bucket_role)
-    partition = f"{ENRICHED_FORECASTS.prefix}/run_date={run_date}/run={run['run_id']}/"
-    enriched.coalesce(1).write.mode("overwrite").parquet(store.uri(out_bucket, partition))
+    out_bucket = settings.names.bucket(table.bucket_role)
+    partition = f"{table.prefix}/run_date={run_date}/run={run['run_id']}/"
+    frame.coalesce(1).write.mode("overwrite").parquet(store.uri(out_bucket, partition))
     rows = spark.read.parquet(store.uri(out_bucket, partition)).count()
-    _register(settings, run_date, run["run_id"], partition)
-    return {"run_id": run["run_id"], "rows": rows, "location": store.uri(out_bucket, partition)}
+    _register(settings, table, run_date, run["run_id"], partition)
+    return {"rows": rows, "location": store.uri(out_bucket, partition)}
 
 
-def _register(settings: Settings, run_date: str, run_id: str, partition: str) -> None:
+def _register(settings: Settings, table: Table, run_date: str, run_id: str, partition: str) -> None:
     """The table (and on AWS this run's partition) in the Glue Data Catalog; locally the catalog file."""
     if settings.runtime == "local":
         write_local_catalog(settings)
@@ -133,7 +141,7 @@ def _register(settings: Settings, run_date: str, run_id: str, partition: str) ->
     from core.aws import client
 
     glue = client("glue", settings)
-    table_input = ENRICHED_FORECASTS.glue_definition(settings)
+    table_input = table.glue_definition(settings)
     db = settings.names.glue_database
     try:
         glue.update_table(DatabaseName=db, TableInput=table_input)
@@ -144,7 +152,7 @@ def _register(settings: Settings, run_date: str, run_id: str, partition: str) ->
     with contextlib.suppress(glue.exceptions.AlreadyExistsException):
         glue.create_partition(
             DatabaseName=db,
-            TableName=ENRICHED_FORECASTS.name,
+            TableName=table.name,
             PartitionInput={"Values": [run_date, run_id], "StorageDescriptor": storage},
         )
 

@@ -10,7 +10,7 @@ from typing import Any
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from core.contracts import ENRICHED
+from core.contracts import COHERENT, ENRICHED
 from core.forecast_datasets import series_keys
 
 
@@ -94,3 +94,20 @@ def enrich(
             col = defaults[name]
         columns.append(col.cast(schema[name].dataType).alias(name))
     return out.select(*columns).orderBy(*keys, "forecast_date")
+
+
+def coherent(table: DataFrame, run: dict[str, Any]) -> DataFrame:
+    """The export's coherent totals (CSV strings) in the COHERENT contract's column order."""
+    constants = {
+        "run_id": F.lit(run["run_id"]),
+        "run_started_at": F.to_timestamp(F.lit(run["run_started_at"])),
+        "frequency": F.lit(run["frequency"]),
+        "predictor_id": F.lit(run["predictor_id"]),
+        "forecast_date": F.to_timestamp("date"),
+    }
+    schema = {f.name: f for f in COHERENT.spark_schema().fields}
+    columns = [
+        (constants[name] if name in constants else F.col(name)).cast(schema[name].dataType).alias(name)
+        for name in COHERENT.names
+    ]
+    return table.select(*columns).orderBy("level", "category", "location", "item_id", "forecast_date")

@@ -134,6 +134,37 @@ def test_export_is_enriched_with_the_drivers(first_run, spark):
     assert lowest[0] > 0
 
 
+def test_coherent_totals_add_up_at_every_level_and_athena_can_query_them(first_run, spark):
+    """The run forecast the company and each category as well as the items, reconciled: the expected demand of the
+    total is the sum of its categories' and of its items' in every period; each level has its backtest accuracy."""
+    from query.engine import run_local
+
+    settings, _, run, _ = first_run
+    store = LocalObjectStore(settings.data_root)
+    bucket = settings.names.bucket("forecast-export")
+    manifest = json.loads(store.get(bucket, run["export_manifest"]["key"]))
+    assert manifest["coherent_keys"] == [f"exports/{run['run_id']}/coherent/part-00000.csv"]
+    accuracy = pd.read_csv(store.path(bucket, f"exports/{run['run_id']}/coherent-accuracy/metrics.csv"))
+    assert set(accuracy["level"]) == {"total", "category", "item"} and accuracy["chosen"].sum() == 3
+    result = enrich_run(spark, settings, run["export_manifest"]["key"])
+    db = settings.names.glue_database
+    levels = run_local(f"SELECT level, count(*), count(DISTINCT forecast_date), min(backtest_wape) FROM "
+                       f"{db}.coherent_forecasts GROUP BY level ORDER BY level", settings).rows  # fmt: skip
+    assert result["coherent"]["rows"] == sum(row[1] for row in levels)
+    categories = len({c for c in pd.read_csv(store.path(bucket, manifest["coherent_keys"][0]))["category"].dropna()})
+    assert [row[:3] for row in levels] == [("category", categories * 4, 4), ("item", 8 * 4, 4), ("total", 4, 4)]
+    assert all(row[3] > 0 for row in levels)
+    sums = run_local(
+        f"SELECT forecast_date, sum(CASE WHEN level = 'total' THEN mean END), sum(CASE WHEN level = 'category' "
+        f"THEN mean END), sum(CASE WHEN level = 'item' THEN mean END), min(p10 - p50), min(p90 - p50) "
+        f"FROM {db}.coherent_forecasts GROUP BY forecast_date ORDER BY forecast_date",
+        settings,
+    ).rows
+    for _, total, by_category, by_item, low, high in sums:
+        assert total == pytest.approx(by_category, rel=1e-9) == pytest.approx(by_item, rel=1e-9)
+        assert total > 0 and low <= 0 <= high
+
+
 def test_a_what_if_is_answered_by_the_api_and_the_cli_on_the_runs_own_model(first_run, spark):
     """The forecast step kept the run's global model: after the enrichment, POST /whatif and `demand whatif` score a
     price cut on it (no retraining) and answer with a rise; a scenario that matches nothing is a 422 / exit 1."""
