@@ -4,16 +4,18 @@
 import secrets
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from fastapi.security import APIKeyHeader
 
+from api import stock_table
 from api.cache import ForecastCache
-from api.queries import QueryLayer
+from api.queries import QueryLayer, no_totals
 from api.stock import NoForecast, StockError, project
+from core.contracts import HIERARCHY_LEVELS
 from core.object_store import object_store
 from core.settings import Settings
 from forecast_orchestrator.drivers import drivers
@@ -25,6 +27,7 @@ CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 PAGE = Path(__file__).parent / "static" / "index.html"
 
 ItemId = Annotated[str, PathParam(pattern=ID_PATTERN, description="product id, e.g. item-001")]
+Level = Literal[HIERARCHY_LEVELS]  # type: ignore[valid-type]
 
 
 def create_app(
@@ -93,20 +96,34 @@ def create_app(
     @app.get(
         "/items/{item_id}/stock",
         dependencies=guarded,
-        responses={**denied, 404: {"description": "no forecast for the item (and location) in the latest run"}},
+        responses={
+            **denied,
+            404: {"description": "no forecast for the item (and location) in the latest run, or no stock on hand"},
+        },
         tags=["planning"],
     )
     def stock(
         item_id: ItemId,
-        on_hand: Annotated[float, Query(ge=0, description="units in stock now")],
-        lead_time: Annotated[int, Query(ge=0, le=104, description="periods from order to delivery")] = 1,
+        on_hand: Annotated[
+            float | None, Query(ge=0, description="units in stock now (default: the stock-on-hand table's)")
+        ] = None,
+        lead_time: Annotated[
+            int | None, Query(ge=0, le=104, description="periods from order to delivery (default: the table's, or 1)")
+        ] = None,
         service_level: Annotated[float, Query(ge=0.5, lt=1, description="share of periods served in full")] = 0.9,
         location: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     ) -> dict:
         """Projected stock per period at p50 and at the service level's quantile, the first shortage of each, and a
-        suggested order (quantity and the latest period to place it)."""
+        suggested order (quantity and the latest period to place it). Without `on_hand`, the stock and lead time
+        recorded in the stock-on-hand table (`demand stock --save`) are used."""
+        if on_hand is None:
+            recorded = stock_table.lookup(settings, item_id, location)
+            if recorded is None:
+                raise HTTPException(404, stock_table.missing(settings, item_id, location))
+            on_hand, lead_time = recorded.on_hand, lead_time if lead_time is not None else recorded.lead_time
+        lead = 1 if lead_time is None else lead_time
         try:
-            return project(item_id, layer.forecast(item_id), on_hand, lead_time, service_level, location).as_dict()
+            return project(item_id, layer.forecast(item_id), on_hand, lead, service_level, location).as_dict()
         except StockError as exc:
             raise HTTPException(404 if isinstance(exc, NoForecast) else 422, str(exc)) from None
 
@@ -165,6 +182,18 @@ def create_app(
         """Outlier sales, newest first, with the detector's reason."""
         filters = {"item_id": item_id, "store_id": store_id, "outlier_code": code, "since": since}
         return {"outliers": layer.outliers(filters, limit)}
+
+    @app.get("/totals", dependencies=guarded, responses=unscorable, tags=["planning"])
+    def totals(
+        level: Annotated[Level, Query(description="total, category, store, item or item_store")] = "total",
+        key: Annotated[str | None, Query(pattern=ID_PATTERN, description="one category, store or item")] = None,
+    ) -> dict:
+        """The latest run's coherent forecasts of one level (each period's expected demand, `mean`, is the sum of the
+        level below), with the level's backtest WAPE before and after reconciliation."""
+        rows = layer.totals(level, key)
+        if not rows:
+            raise HTTPException(404, no_totals(level, key))
+        return {"level": level, "rows": rows, "accuracy": layer.totals_accuracy()}
 
     @app.get("/overview", dependencies=guarded, responses=denied, tags=["overview"])
     def overview() -> dict:

@@ -31,6 +31,12 @@ def _plain(column: str, value: Any) -> Any:
     return value
 
 
+def no_totals(level: str, key: str | None) -> str:
+    """Why a coherent-totals request has no rows."""
+    return (f"no coherent totals at level {level}" + (f" for {key}" if key else "")
+            + ": run a forecast with coherent totals (the default) and the enrichment")  # fmt: skip
+
+
 class QueryLayer:
     """Runs SQL where the settings say: Athena when runtime is aws, DuckDB over the local parquet otherwise."""
 
@@ -90,6 +96,23 @@ class QueryLayer:
             f"SELECT event_id, event_time, store_id, item_id, quantity, unit_price, outlier_score, outlier_code, "
             f"outlier_reason FROM {self.db}.outliers_once WHERE {' AND '.join(where)} "
             f"ORDER BY event_time DESC, event_id LIMIT {int(limit)}"
+        )
+
+    def totals(self, level: str, key: str | None) -> list[dict[str, Any]]:
+        """The latest run's coherent forecasts of one level (one category, store or item when `key` names it)."""
+        where = [f"level = {literal(level)}"]
+        if key is not None:
+            where.append(f"{literal(key)} IN (coalesce(category, ''), coalesce(location, ''), coalesce(item_id, ''))")
+        return self.rows(
+            f"SELECT level, category, location, item_id, forecast_date, p10, p50, p90, mean, base_p50, method, "
+            f"backtest_wape, base_backtest_wape, run_id FROM {self.db}.latest_totals WHERE {' AND '.join(where)} "
+            f"ORDER BY category, location, item_id, forecast_date"
+        )
+
+    def totals_accuracy(self) -> list[dict[str, Any]]:
+        return self.rows(
+            f"SELECT level, method, backtest_wape, base_backtest_wape, nodes FROM {self.db}.totals_accuracy "
+            f"WHERE run_id = (SELECT max_by(run_id, run_started_at) FROM {self.db}.totals_accuracy)"
         )
 
     def accuracy(self) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ BENCHES = {
     "query": "enrich",
     "api": "api",
     "whatif": "whatif",
+    "reconcile": "reconcile",
     "split_forecast_value": "real_split",
     "uci_pipeline": "uci_pipeline",
     "uci_pipeline_2x": "uci_pipeline",  # the year and the same year again, a year later

@@ -335,7 +335,7 @@ ENRICHED = Contract(
 
 # Coherent totals (forecast_orchestrator/reconcile.py): the levels, top to bottom, and the reconciliation methods.
 HIERARCHY_LEVELS = ("total", "category", "store", "item", "item_store")
-RECONCILIATION_METHODS = ("bottom_up", "ols", "wls_struct", "wls_var")
+RECONCILIATION_METHODS = ("bottom_up", "ols", "wls_struct", "wls_var", "mint_shrink")
 
 COHERENT = Contract(
     "coherent_forecast",

@@ -74,8 +74,19 @@ class ResourceNames:
         return f"{self.prefix}-forecast-runs"
 
     @property
+    def stock_table(self) -> str:
+        """Stock on hand per item (and store): what `demand stock --save` writes and GET /items/{id}/stock reads."""
+        return f"{self.prefix}-stock-on-hand"
+
+    @property
+    def table_keys(self) -> dict[str, str]:
+        """Every DynamoDB table and its hash key."""
+        return {self.champion_table: "dataset_group", self.api_cache_table: "item_id", self.run_table: "run_id",
+                self.stock_table: "series_id"}  # fmt: skip
+
+    @property
     def tables(self) -> tuple[str, ...]:
-        return (self.champion_table, self.api_cache_table, self.run_table)
+        return tuple(self.table_keys)
 
     @property
     def glue_database(self) -> str:

@@ -25,6 +25,7 @@ from demand.commands import (
     serve,
     stock,
     stream,
+    totals,
     whatif,
 )
 from local_stack.stack import local_settings
@@ -52,6 +53,7 @@ COMMANDS: list[tuple[typer.Typer, str | None]] = [
     (report.app, None),
     (stock.app, None),
     (whatif.app, None),
+    (totals.app, None),
     (schemas.app, "schemas"),
 ]
 

@@ -93,6 +93,6 @@ def coherent_totals(
     if trained.backtest is None:
         raise ValueError("the aggregates' training kept no backtest")
     method, accuracy = reconcile.choose_method(backtest, trained.backtest, tree)
-    variance = reconcile.node_variance(backtest, trained.backtest, tree) if method == "wls_var" else None
+    errors = reconcile.node_errors(backtest, trained.backtest, tree)
     base = aggregates.forecast(upper, trained, relabel)
-    return CoherentTotals(reconcile.coherent_forecast(forecast, base, tree, method, variance), accuracy, method)
+    return CoherentTotals(reconcile.coherent_forecast(forecast, base, tree, method, errors), accuracy, method)

@@ -6,7 +6,8 @@ Runs unchanged on Glue 5.0 and local PySpark:
 
 The export manifest (written last by the forecast workflow) names the run, its predictor and accuracy, the
 forecast files and the input manifest. Output: `forecasts/run_date=<d>/run=<run_id>/` in the enriched
-bucket (and `coherent/...` the same way when the run has coherent totals), replaced as a whole on a re-run (idempotent per run); the table and partition are registered in
+bucket (and `coherent/run_date=<d>/run=<run_id>/` when the run has coherent totals), replaced as a whole on a
+re-run (idempotent per run); the tables and partitions are registered in
 the Glue Data Catalog on AWS, in `<data_root>/glue-catalog.json` locally. Then the job tells the API's
 DynamoDB cache that a run was enriched (core.cache_generation), so the API serves it at once.
 """

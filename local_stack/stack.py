@@ -221,8 +221,7 @@ def ensure_resources(settings: Settings) -> dict[str, list[str]]:
         kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 
     dynamodb = aws.client("dynamodb", settings)
-    keys = {names.champion_table: "dataset_group", names.api_cache_table: "item_id", names.run_table: "run_id"}
-    for table, key in keys.items():
+    for table, key in names.table_keys.items():
         if _exists_ok(
             lambda t=table, k=key: dynamodb.create_table(
                 TableName=t,

@@ -58,6 +58,30 @@ WHERE recency = 1
 """,
     ),
     NamedQuery(
+        "latest_totals",
+        "The newest run's coherent forecasts of every level: total, categories, stores, items (expected demand adds"
+        " up).",
+        """
+CREATE OR REPLACE VIEW {db}.latest_totals AS
+SELECT run_id, run_started_at, frequency, level, item_id, location, category, forecast_date, p10, p50, p90, mean,
+       base_p50, method, backtest_wape, base_backtest_wape, predictor_id
+FROM {db}.coherent_forecasts
+WHERE run_id = (SELECT max_by(run_id, run_started_at) FROM {db}.coherent_forecasts)
+""",
+    ),
+    NamedQuery(
+        "totals_accuracy",
+        "Backtest WAPE of each level of each run's coherent totals, before and after reconciliation.",
+        """
+CREATE OR REPLACE VIEW {db}.totals_accuracy AS
+SELECT run_id, min(run_started_at) AS run_started_at, level, max(method) AS method,
+       max(backtest_wape) AS backtest_wape, max(base_backtest_wape) AS base_backtest_wape,
+       count(DISTINCT coalesce(item_id, '') || '|' || coalesce(location, '') || '|' || coalesce(category, '')) AS nodes
+FROM {db}.coherent_forecasts
+GROUP BY run_id, level
+""",
+    ),
+    NamedQuery(
         "forecast_vs_actual",
         "Forecast quantiles beside the actual demand of the same item and period, once sales arrive.",
         """

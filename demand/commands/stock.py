@@ -6,17 +6,23 @@ import csv
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from demand import output
 
+if TYPE_CHECKING:
+    from api.stock_table import OnHand
+
 app = typer.Typer()
 
 
-def _stock_rows(path: Path, lead_time: int) -> list[tuple[str, str | None, float, int]]:
-    """(item_id, location, on_hand, lead_time) per row of the CSV; errors name the row and column."""
+def _stock_rows(path: Path) -> list[OnHand]:
+    """The CSV's rows (a lead time only where the row has one); errors name the row and column."""
+    from api.stock_table import OnHand
+
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"item_id", "on_hand"} <= set(reader.fieldnames):
@@ -25,13 +31,15 @@ def _stock_rows(path: Path, lead_time: int) -> list[tuple[str, str | None, float
         for number, row in enumerate(reader, start=2):
             try:
                 on_hand = float(row["on_hand"])
-                lead = int(row.get("lead_time") or lead_time)
+                lead = int(row["lead_time"]) if row.get("lead_time") else None
             except ValueError:
                 raise typer.BadParameter(
                     f"{path} row {number}: on_hand={row['on_hand']!r} / lead_time={row.get('lead_time')!r} "
                     "must be numbers"
                 ) from None
-            rows.append((row["item_id"], row.get("location") or None, on_hand, lead))
+            if on_hand < 0 or (lead is not None and lead < 0):
+                raise typer.BadParameter(f"{path} row {number}: on_hand and lead_time must not be negative")
+            rows.append(OnHand(row["item_id"], row.get("location") or None, on_hand, lead))
     return rows
 
 
@@ -39,24 +47,43 @@ def _stock_rows(path: Path, lead_time: int) -> list[tuple[str, str | None, float
 def stock(
     ctx: typer.Context,
     on_hand: Path = typer.Option(
-        ..., "--on-hand", exists=True, dir_okay=False, help="CSV: item_id, on_hand[, location][, lead_time]."
+        None,
+        "--on-hand",
+        exists=True,
+        dir_okay=False,
+        help="CSV: item_id, on_hand[, location][, lead_time]. Without it: the stock-on-hand table.",
     ),
+    save: bool = typer.Option(False, "--save", help="Also record the CSV's stock in the stock-on-hand table."),
     lead_time: int = typer.Option(1, "--lead-time", min=0, help="Periods from order to delivery (a row's own wins)."),
     service_level: float = typer.Option(0.9, "--service-level", min=0.5, max=0.99, help="Share of periods in full."),
     fmt: str = typer.Option("table", "--format", help="table, csv or json."),
 ) -> None:
     """Project each item's stock over the latest forecast at p50 and at the service level's quantile: the first
-    shortage of each and a suggested order (quantity, the latest period to place it). Items without a forecast are
-    reported, not skipped silently (exit code 1)."""
+    shortage of each and a suggested order (quantity, the latest period to place it). The stock comes from a CSV
+    (`--save` records it in the stock-on-hand table, which the API reads too) or, without one, from that table.
+    Items without a forecast are reported, not skipped silently (exit code 1)."""
+    from api import stock_table
     from api.queries import QueryLayer
     from api.stock import StockError, project
 
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter("must be table, csv or json", param_hint="--format")
+    if save and on_hand is None:
+        raise typer.BadParameter("--save records a CSV's stock: give it with --on-hand", param_hint="--save")
+    rows = _stock_rows(on_hand) if on_hand is not None else stock_table.every_row(ctx.obj)
+    if on_hand is None and not rows:
+        typer.secho(f"error: {ctx.obj.names.stock_table} holds no stock: give a CSV with --on-hand (--save records it)",
+                    err=True, fg="red")  # fmt: skip
+        raise typer.Exit(1)
+    if save:
+        saved = stock_table.save(ctx.obj, rows)
+        typer.secho(f"recorded the stock of {saved} series in {ctx.obj.names.stock_table}", err=True)
     layer, plans, missing = QueryLayer(ctx.obj), [], []
-    for item_id, location, units, lead in _stock_rows(on_hand, lead_time):
+    for row in rows:
+        lead = lead_time if row.lead_time is None else row.lead_time
         try:
-            plans.append(project(item_id, layer.forecast(item_id), units, lead, service_level, location).as_dict())
+            forecast = layer.forecast(row.item_id)
+            plans.append(project(row.item_id, forecast, row.on_hand, lead, service_level, row.location).as_dict())
         except StockError as exc:
             missing.append(str(exc))
     summary = ["item_id", "location", "on_hand", "quantile", "shortage_p50", "shortage_service", "order_quantity",

@@ -37,6 +37,7 @@ locals {
     "champion-predictors" = { hash_key = "dataset_group", ttl = null }
     "forecast-cache"      = { hash_key = "item_id", ttl = "expires_at" }
     "forecast-runs"       = { hash_key = "run_id", ttl = null }
+    "stock-on-hand"       = { hash_key = "series_id", ttl = null }
   }
 
   # Glue tables = core/tables.py LANDED table names; columns from generated.tf.

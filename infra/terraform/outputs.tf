@@ -41,7 +41,7 @@ output "notifications_topic_arn" {
 }
 
 output "dynamodb_table_names" {
-  description = "DynamoDB tables: champion predictors, forecast cache (TTL expires_at), forecast runs."
+  description = "DynamoDB tables: champion predictors, forecast cache (TTL expires_at), forecast runs, stock on hand."
   value       = { for key, table in aws_dynamodb_table.this : key => table.name }
 }
 

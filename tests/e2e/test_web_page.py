@@ -173,3 +173,20 @@ def test_the_page_opens_on_the_biggest_item_and_search_narrows_the_list(base_url
     page.fill("#search", "b")
     page.wait_for_selector("#chart[data-item='B']")
     assert [o.split(" (")[0] for o in page.locator("#item option").all_inner_texts()] == ["B"]
+
+
+def test_the_totals_chart_draws_each_category_and_they_add_up_to_the_company(base_url, page):
+    page.goto(base_url + "/")
+    page.wait_for_selector("#totals[data-level='total']")
+    assert page.locator("#totals polyline.node").count() == 1
+    page.select_option("#level", "category")
+    page.wait_for_selector("#totals[data-level='category']")
+    lines = page.locator("#totals polyline.node")
+    assert [lines.nth(i).get_attribute("data-node") for i in range(lines.count())] == ["snacks", "drinks"]
+    assert page.locator("#totals polygon.nodeband").count() == 1
+    cells = page.locator("#totalstable table").first.locator("td").all_inner_texts()
+    assert cells == ["snacks", "10", "0.794", "drinks", "2.6", "0.206"]  # expected units over the horizon, share
+    assert "wls_struct" in page.inner_text("#totalsmeta") and page.inner_text("#err") == ""
+    page.select_option("#level", "store")
+    page.wait_for_selector("#totalstable em")
+    assert "no coherent totals at level store" in page.inner_text("#totalstable")

@@ -62,19 +62,38 @@ def build_enriched(spark, settings: Settings) -> None:
     store.put(input_bucket, INPUT_BASE + "manifest.json", json.dumps(input_manifest).encode())
     enrich_export(spark, settings, RUN_ID, "2024-01-22T06:00:00Z",
                   b"item_id,date,p10,p50,p90\nA,2024-01-22T00:00:00Z,2,5,9\nA,2024-01-29T00:00:00Z,1,4,8\n"
-                  b"B,2024-01-22T00:00:00Z,0,1,2\nB,2024-01-29T00:00:00Z,0,1,3\n")  # fmt: skip
+                  b"B,2024-01-22T00:00:00Z,0,1,2\nB,2024-01-29T00:00:00Z,0,1,3\n", COHERENT_CSV)  # fmt: skip
 
 
-def enrich_export(spark, settings: Settings, run_id: str, started_at: str, forecast_csv: bytes) -> None:
+# The run's coherent totals (forecast_orchestrator/totals.py's export): the items' expected demand adds up to their
+# categories' and to the total's.
+COHERENT_CSV = "\n".join(
+    ["level,item_id,location,category,date,p10,p50,p90,mean,base_p50,method,backtest_wape,base_backtest_wape"]
+    + [f"{level},{item},,{category},{day}T00:00:00Z,{mean - 3},{mean - 0.5},{mean + 4},{mean},{mean + 1},wls_struct,"
+       f"{wape},{wape + 0.1}"
+       for level, item, category, wape, means in (
+           ("total", "", "", 0.2, (6.7, 5.9)), ("category", "", "snacks", 0.3, (5.5, 4.5)),
+           ("category", "", "drinks", 0.5, (1.2, 1.4)), ("item", "A", "snacks", 0.3, (5.5, 4.5)),
+           ("item", "B", "drinks", 0.5, (1.2, 1.4)))
+       for day, mean in zip(("2024-01-22", "2024-01-29"), means, strict=True)]
+).encode()  # fmt: skip
+
+
+def enrich_export(
+    spark, settings: Settings, run_id: str, started_at: str, forecast_csv: bytes, coherent_csv: bytes | None = None
+) -> None:
     """A forecast run's export over the landed inputs, enriched, and the API cache told (as the job does)."""
     store = LocalObjectStore(settings.data_root)
     export_bucket = settings.names.bucket("forecast-export")
     store.put(export_bucket, f"exports/{run_id}/forecast/forecast.csv", forecast_csv)
+    coherent_keys = [f"exports/{run_id}/coherent/part-00000.csv"] if coherent_csv else []
+    for key in coherent_keys:
+        store.put(export_bucket, key, coherent_csv)
     export_manifest = {
         "run_id": run_id, "run_started_at": started_at, "backend": "statsforecast",
         "predictor_id": "sf-1", "accuracy": {"avg_wQL": 0.21, "WAPE": 0.3}, "frequency": "W",
         "input_bucket": settings.names.bucket("forecast-input"), "input_manifest_key": INPUT_BASE + "manifest.json",
-        "forecast_keys": [f"exports/{run_id}/forecast/forecast.csv"],
+        "forecast_keys": [f"exports/{run_id}/forecast/forecast.csv"], "coherent_keys": coherent_keys,
     }  # fmt: skip
     store.put(export_bucket, f"exports/{run_id}/manifest.json", json.dumps(export_manifest).encode())
     enrich_run(spark, settings, f"exports/{run_id}/manifest.json", recent_periods=2)
@@ -483,6 +502,32 @@ def test_demand_stock_reads_the_on_hand_csv_and_names_what_it_cannot_plan(served
     assert rejected.exit_code == 2 and "row 2" in rejected.output
 
 
+def test_stock_recorded_once_in_dynamodb_is_what_the_cli_and_the_api_plan_from(served, tmp_path):
+    """`demand stock --on-hand CSV --save` records the stock on hand in the stock-on-hand table; then `demand stock`
+    without a CSV and GET /items/{id}/stock without on_hand plan from it, lead times included."""
+    stock = tmp_path / "stock.csv"
+    stock.write_text("item_id,on_hand,lead_time\nA,9.5,1\nB,0,2\nB,0.5,2\n")  # B twice: its last row counts
+    env = {"DEMAND_DATA_ROOT": str(served.data_root), "DEMAND_PREFIX": served.prefix, "COLUMNS": "400"}
+    base = ["--endpoint-url", served.endpoint_url, "stock"]
+    saved = CliRunner().invoke(cli, [*base, "--on-hand", str(stock), "--save", "--format", "json"], env=env)
+    assert saved.exit_code == 0, saved.output
+    assert "recorded the stock of 2 series" in saved.stderr
+    again = CliRunner().invoke(cli, [*base, "--format", "json"], env=env)
+    assert again.exit_code == 0, again.output
+    plans = [
+        (p["item_id"], p["on_hand"], p["lead_time"], p["shortage_service"]) for p in json.loads(again.stdout)["plans"]
+    ]
+    assert plans == [("A", 9.5, 1, "2024-01-29"), ("B", 0.5, 2, "2024-01-22")]
+    client = TestClient(create_app(served))
+    plan = client.get("/items/A/stock").json()
+    assert (plan["on_hand"], plan["lead_time"], plan["order_quantity"]) == (9.5, 1, 7.5)
+    assert client.get("/items/A/stock", params={"lead_time": 0}).json()["lead_time"] == 0  # the request's wins
+    missing = client.get("/items/A/stock", params={"location": "S9"})
+    assert missing.status_code == 404 and "no stock on hand for item A at S9" in missing.json()["detail"]
+    refused = CliRunner().invoke(cli, [*base, "--save"], env=env)
+    assert refused.exit_code == 2 and "--on-hand" in refused.output
+
+
 def test_whatif_scores_a_price_cut_on_the_latest_runs_model_and_refuses_what_it_cannot_score(served, client):
     answer = client.post("/whatif", json={"changes": [{"items": ["A"], "price_factor": 0.8}]})
     assert answer.status_code == 200, answer.text
@@ -506,3 +551,22 @@ def test_drivers_name_the_ensembles_models_and_what_moves_the_forecast(client):
     assert [p["date"] for p in series["periods"]] == ["2024-01-22", "2024-01-29"]
     assert all(d["effect"] > 0 for d in series["drivers"].values())
     assert client.get("/items/Z/drivers").status_code == 404
+
+
+def test_totals_serve_each_level_of_the_coherent_forecast_with_its_accuracy(client):
+    total = client.get("/totals").json()
+    assert [(r["forecast_date"][:10], r["mean"]) for r in total["rows"]] == [("2024-01-22", 6.7), ("2024-01-29", 5.9)]
+    by_level = {
+        (a["level"], a["method"], a["backtest_wape"], round(a["base_backtest_wape"], 6)) for a in total["accuracy"]
+    }
+    assert ("total", "wls_struct", 0.2, 0.3) in by_level and len(by_level) == 3
+    categories = client.get("/totals", params={"level": "category"}).json()["rows"]
+    assert {r["category"] for r in categories} == {"snacks", "drinks"}
+    for day in ("2024-01-22", "2024-01-29"):
+        parts = sum(r["mean"] for r in categories if r["forecast_date"].startswith(day))
+        assert parts == pytest.approx(next(r["mean"] for r in total["rows"] if r["forecast_date"].startswith(day)))
+    snacks = client.get("/totals", params={"level": "category", "key": "snacks"}).json()["rows"]
+    assert [r["mean"] for r in snacks] == [5.5, 4.5]
+    missing = client.get("/totals", params={"level": "store"})
+    assert missing.status_code == 404 and "no coherent totals at level store" in missing.json()["detail"]
+    assert client.get("/totals", params={"level": "region"}).status_code == 422

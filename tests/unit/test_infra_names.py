@@ -96,8 +96,7 @@ def test_a_bucket_per_role_with_the_code_names_and_the_hardening():
 def test_dynamodb_tables_keys_ttl_encryption_and_recovery():
     tables = {resolve(t["TableName"]): t for t in resources("AWS::DynamoDB::Table").values()}
     assert set(tables) == set(NAMES.tables)
-    keys = {NAMES.champion_table: "dataset_group", NAMES.api_cache_table: "item_id", NAMES.run_table: "run_id"}
-    for name, key in keys.items():
+    for name, key in NAMES.table_keys.items():
         assert tables[name]["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
         assert tables[name]["SSESpecification"]["SSEEnabled"] is True
         assert tables[name]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True

@@ -57,14 +57,20 @@ def test_mintrace_matches_hierarchicalforecast(method):
     np.testing.assert_allclose(reconcile.coherent(base, tree, "bottom_up"), bottom_up)
 
 
-def test_wls_var_is_the_weighted_projection():
+def test_wls_var_and_mint_shrink_match_hierarchicalforecast_on_the_same_errors():
+    """hierarchicalforecast takes in-sample actuals and fits; the errors are their difference."""
     tree = reconcile.hierarchy(_bottom(), with_location=True)
-    base, variance = _base(tree, 4, seed=5), np.random.default_rng(5).uniform(1, 9, len(tree.nodes))
-    s, inverse = tree.summing.toarray(), np.diag(1 / variance)
-    expected = s @ np.linalg.solve(s.T @ inverse @ s, s.T @ inverse @ base)
-    np.testing.assert_allclose(reconcile.coherent(base, tree, "wls_var", variance), expected, rtol=1e-8)
-    with pytest.raises(ValueError, match="variances"):
-        reconcile.coherent(base, tree, "wls_var")
+    base = _base(tree, 4, seed=5)
+    fitted = _base(tree, 30, seed=6)
+    actual = fitted * np.random.default_rng(6).normal(1, 0.1, size=fitted.shape)
+    for method in ("wls_var", "mint_shrink"):
+        ours = reconcile.reconcile_bottom(base, tree, method, actual - fitted)
+        theirs = MinTrace(method=method).fit_predict(
+            S=tree.summing.toarray(), y_hat=base, y_insample=actual, y_hat_insample=fitted
+        )["mean"]
+        np.testing.assert_allclose(tree.summing @ ours, theirs, rtol=1e-6)
+        with pytest.raises(ValueError, match=f"{method} needs the nodes' backtest errors"):
+            reconcile.coherent(base, tree, method)
     with pytest.raises(ValueError, match="unknown reconciliation method 'middle_out'"):
         reconcile.coherent(base, tree, "middle_out")
 
@@ -74,7 +80,8 @@ def test_every_level_adds_up_exactly_and_nothing_is_negative(method):
     tree = reconcile.hierarchy(_bottom(), with_location=True)
     base = _base(tree, 6, seed=7)
     base[tree.rows("item_store")[:3]] = 0.0  # series that stopped selling: reconciliation may push them below 0
-    got = reconcile.coherent(base, tree, method, variance=np.ones(len(tree.nodes)))
+    errors = np.random.default_rng(8).normal(0, 3, size=(len(tree.nodes), 20))
+    got = reconcile.coherent(base, tree, method, errors)
     assert (got >= 0).all()
     bottom = got[tree.bottom_rows()]
     for level in tree.levels:
@@ -94,7 +101,11 @@ def test_the_expected_demand_of_a_forecast_comes_from_its_quantiles():
 
 
 def _long(matrix: np.ndarray, ids, periods, cutoff) -> pd.DataFrame:
-    rows = [(uid, d, cutoff, v) for uid, values in zip(ids, matrix, strict=True) for d, v in zip(periods, values)]
+    rows = [
+        (uid, d, cutoff, v)
+        for uid, values in zip(ids, matrix, strict=True)
+        for d, v in zip(periods, values, strict=True)
+    ]
     return pd.DataFrame(rows, columns=["unique_id", "ds", "cutoff", "p50"])
 
 
