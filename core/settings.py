@@ -184,7 +184,7 @@ class Settings(BaseSettings):
         True, description="also forecast every category, store and the total, reconciled with the items' forecasts"
     )
     totals_models: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("AutoETS", "AutoTheta", "SeasonalNaive", "LightGBM"),
+        ("LightGBM", "AutoTheta"),
         description="candidate models of the aggregates' ensemble (coherent totals), comma-separated",
     )
     forecast_backend: str = Field("statsforecast", pattern=r"^(statsforecast|amazon-forecast)$")
