@@ -42,7 +42,7 @@ def test_up_creates_everything_once_and_down_stops_the_server(stack, tmp_path):
 
     first = _run(*stack, "local", "up")
     assert first["started"] and local_stack.port_open(port)
-    assert len(first["created"]["streams"]) == 6 and len(first["created"]["tables"]) == 3  # the streams AWS has
+    assert len(first["created"]["streams"]) == 6 and len(first["created"]["tables"]) == 4  # the streams AWS has
     assert len(first["created"]["buckets"]) == 7
     again = _run(*stack, "local", "up")
     assert not again["started"] and again["server"]["pid"] == first["server"]["pid"]
@@ -52,7 +52,7 @@ def test_up_creates_everything_once_and_down_stops_the_server(stack, tmp_path):
     status = _run(*stack, "local", "status")
     assert status["server"]["running"]
     assert status["streams"] == {name: {"status": "ACTIVE", "shards": 2} for name in ResourceNames("stacktest").streams}
-    assert set(status["tables"].values()) == {"ACTIVE"} and len(status["tables"]) == 3
+    assert set(status["tables"].values()) == {"ACTIVE"} and len(status["tables"]) == 4
     assert status["topic"].endswith(":stacktest-forecast-notifications")
     assert status["glue_database"] == "stacktest"
     assert all(status["buckets"].values()) and (tmp_path / "stacktest-staged").is_dir()
