@@ -19,6 +19,7 @@ BENCHES = {
     "api": "api",
     "whatif": "whatif",
     "reconcile": "reconcile",
+    "anomaly_accuracy": "anomaly_accuracy",
     "split_forecast_value": "real_split",
     "uci_pipeline": "uci_pipeline",
     "uci_pipeline_2x": "uci_pipeline",  # the year and the same year again, a year later
