@@ -124,6 +124,12 @@ class QueryLayer:
             f"FROM {self.db}.outlier_summary GROUP BY outlier_code ORDER BY outliers DESC"
         )
 
+    def outliers_by_week(self) -> list[dict[str, Any]]:
+        return self.rows(
+            f"SELECT date_trunc('week', day) AS week, outlier_code, sum(outliers) AS outliers "
+            f"FROM {self.db}.outlier_summary GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+
     def widest_items(self, limit: int = 10) -> list[dict[str, Any]]:
         return self.rows(
             f"SELECT item_id, max(category) AS category, avg(p90 - p10) AS band_width, avg(p50) AS p50, "

@@ -1,16 +1,28 @@
-"""`demand report`: a static HTML summary of the latest run (accuracy, widest forecasts, outliers by code)."""
+"""`demand report`: a static HTML page of the latest run that opens offline: the biggest items' history, forecast band
+and outliers as charts (api/charts.py), accuracy by model and backtest window, outliers over time by reason code,
+and the tables behind them."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from api import charts
 from api.queries import QueryLayer
+from core.object_store import object_store
 from core.settings import Settings
 
-STYLE = """body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
-th,td{border:1px solid #ccc;padding:4px 10px;text-align:left}th{background:#f3f3f3}td.n{text-align:right}"""
+CHARTED_ITEMS = 6  # the items with the most forecast units get a history chart each
+
+STYLE = (
+    """body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:4px 10px;text-align:left}th{background:#f3f3f3}td.n{text-align:right}
+"""
+    + charts.STYLE
+)
 
 
 def _cell(value) -> str:
@@ -29,28 +41,67 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _run_metrics(settings: Settings, run_id: str) -> list[dict]:
+    """The run's backtest rows from its export (accuracy-metrics/metrics.csv), none when it has no such file."""
+    store, bucket = object_store(settings), settings.names.bucket("forecast-export")
+    key = f"exports/{run_id}/accuracy-metrics/metrics.csv"
+    if not store.exists(bucket, key):
+        return []
+    return list(csv.DictReader(io.StringIO(store.get(bucket, key).decode())))
+
+
+def _item_charts(layer: QueryLayer, items: list[dict]) -> tuple[str, list[dict]]:
+    parts, figures = [], []
+    for item in items[:CHARTED_ITEMS]:
+        forecast = layer.forecast(item["item_id"])
+        location = forecast[0]["location"] if forecast else None
+        forecast = [r for r in forecast if r["location"] == location]
+        history = layer.history(item["item_id"], str(forecast[0]["forecast_date"])) if forecast else []
+        outliers = layer.outliers({"item_id": item["item_id"]}, 1000)
+        where = f" at {location}" if location else ""
+        parts.append(f"<h3>{escape(item['item_id'])}{escape(where)} ({escape(str(item['category']))}, "
+                     f"{item['forecast_units']:,.1f} units forecast, {len(outliers)} outliers)</h3>"
+                     + charts.history_chart(item["item_id"], history, forecast, outliers))  # fmt: skip
+        figures.append({"item_id": item["item_id"], "history": len(history), "forecast": len(forecast),
+                        "outliers": len(outliers)})  # fmt: skip
+    return "".join(parts), figures
+
+
 def build_report(settings: Settings, query: QueryLayer | None = None) -> tuple[str, dict]:
     """The report's HTML and the figures behind it (for --json and tests)."""
     layer = query or QueryLayer(settings)
     accuracy = layer.accuracy()
+    latest = accuracy[0] if accuracy else None
+    metrics = _run_metrics(settings, latest["run_id"]) if latest else []
+    weekly = layer.outliers_by_week()
+    items_html, charted = _item_charts(layer, layer.items()) if latest else ("", [])
     figures: dict[str, Any] = {
-        "latest_run": accuracy[0] if accuracy else None,
+        "latest_run": latest,
         "runs": accuracy,
+        "charted_items": charted,
+        "backtest": metrics,
+        "outliers_by_week": weekly,
         "widest_items": layer.widest_items(),
         "outliers_by_code": layer.outliers_by_code(),
     }
-    latest = figures["latest_run"]
     title = f"Forecast run {latest['run_id']}" if latest else "No forecast run yet"
     html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{STYLE}</style></head><body>
 <h1>{escape(title)}</h1>
 <p>Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from <code>{escape(settings.names.glue_database)}</code>.</p>
+<h2>The biggest items: weekly demand, forecast and outliers</h2>
+<p>Grey: weekly demand. Blue band: p10-p90; blue line: p50. Red dots: outlier sales, on the right-hand scale.</p>
+{items_html or "<p><em>none</em></p>"}
+<h2>Accuracy by model and backtest window (WAPE)</h2>
+{charts.accuracy_chart(metrics) if metrics else "<p><em>the run's export has no backtest metrics</em></p>"}
 <h2>Accuracy by run (backtest)</h2>
 {_table(accuracy, ["run_id", "run_started_at", "backend", "predictor_id", "avg_wql", "wape", "items"])}
-<h2>Widest forecasts (mean p90 - p10) in the latest run</h2>
-{_table(figures["widest_items"], ["item_id", "category", "band_width", "p50", "outlier_count"])}
+<h2>Outliers per week by reason code</h2>
+{charts.outliers_chart(weekly) if weekly else "<p><em>none</em></p>"}
 <h2>Outliers by reason code</h2>
 {_table(figures["outliers_by_code"], ["outlier_code", "outliers", "items"])}
+<h2>Widest forecasts (mean p90 - p10) in the latest run</h2>
+{_table(figures["widest_items"], ["item_id", "category", "band_width", "p50", "outlier_count"])}
 </body></html>
 """
     return html, figures

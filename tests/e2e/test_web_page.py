@@ -190,3 +190,38 @@ def test_the_totals_chart_draws_each_category_and_they_add_up_to_the_company(bas
     page.select_option("#level", "store")
     page.wait_for_selector("#totalstable em")
     assert "no coherent totals at level store" in page.inner_text("#totalstable")
+
+
+def test_the_report_opens_offline_and_draws_the_runs_charts(settings, browser, tmp_path):
+    """`demand report` written to a file, opened in Chromium with every request refused: the charts are drawn from
+    the page alone, the outliers sit on their own scale inside the plot, and the history is not flattened by them."""
+    from typer.testing import CliRunner
+
+    from demand.cli import app as cli
+
+    out = tmp_path / "report.html"
+    env = {"DEMAND_DATA_ROOT": str(settings.data_root), "DEMAND_PREFIX": settings.prefix}
+    result = CliRunner().invoke(cli, ["--endpoint-url", settings.endpoint_url, "report", "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    context = browser.new_context()
+    requests: list[str] = []
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                  else (requests.append(route.request.url), route.abort()))  # fmt: skip
+    page = context.new_page()
+    page.goto(out.as_uri())
+    assert page.locator("svg.chart").count() == 4  # items A and B, accuracy, outliers per week
+    history = page.locator("svg[data-chart='history'][data-item='A']")
+    box = history.bounding_box()
+    assert box and box["width"] > 700 and box["height"] > 200
+    dots = history.locator("circle.outlier")
+    assert dots.count() == 3
+    plot_top, plot_bottom = 14, 260 - 40
+    assert all(plot_top <= float(dots.nth(i).get_attribute("cy")) <= plot_bottom for i in range(3))
+    ys = [float(p.split(",")[1]) for p in history.locator("polyline.hist").get_attribute("points").split()]
+    assert ys[0] < ys[2] and max(ys) - min(ys) > 40  # 10 above 5, and spread over the plot (not squashed by 500s)
+    assert page.locator("svg[data-chart='accuracy'] rect").count() == 4
+    assert page.locator("svg[data-chart='outliers'] rect").count() >= 3
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert (tmp_path / "report.png").stat().st_size > 20_000
+    assert requests == []  # nothing fetched from anywhere
+    context.close()

@@ -65,6 +65,13 @@ def build_enriched(spark, settings: Settings) -> None:
                   b"B,2024-01-22T00:00:00Z,0,1,2\nB,2024-01-29T00:00:00Z,0,1,3\n", COHERENT_CSV)  # fmt: skip
 
 
+# The run's backtest rows (forecast_orchestrator/export.py's metrics.csv, the columns the report reads).
+METRICS_CSV = (
+    b"window,cutoff,model,avg_wQL,WAPE\n1,2023-12-04,LightGBM,0.25,0.35\n2,2023-12-18,LightGBM,0.22,0.31\n"
+    b"1,2023-12-04,ensemble,0.24,0.34\n2,2023-12-18,ensemble,0.21,0.29\nsummary,,ensemble,0.22,0.30\n"
+)
+
+
 # The run's coherent totals (forecast_orchestrator/totals.py's export): the items' expected demand adds up to their
 # categories' and to the total's.
 COHERENT_CSV = "\n".join(
@@ -86,6 +93,7 @@ def enrich_export(
     store = LocalObjectStore(settings.data_root)
     export_bucket = settings.names.bucket("forecast-export")
     store.put(export_bucket, f"exports/{run_id}/forecast/forecast.csv", forecast_csv)
+    store.put(export_bucket, f"exports/{run_id}/accuracy-metrics/metrics.csv", METRICS_CSV)
     coherent_keys = [f"exports/{run_id}/coherent/part-00000.csv"] if coherent_csv else []
     for key in coherent_keys:
         store.put(export_bucket, key, coherent_csv)
