@@ -14,7 +14,6 @@ DynamoDB cache that a run was enriched (core.cache_generation), so the API serve
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from datetime import date
@@ -27,10 +26,17 @@ from core.cache_generation import record_enriched_run
 from core.forecast_datasets import series_keys
 from core.object_store import ObjectStore, object_store
 from core.settings import Settings
-from core.tables import COHERENT_FORECASTS, ENRICHED_FORECASTS, OUTLIERS, PRODUCTS, Table, write_local_catalog
+from core.tables import COHERENT_FORECASTS, ENRICHED_FORECASTS, OUTLIERS, PRODUCTS, Table
 from glue_jobs import enrichment
 from glue_jobs.forecast_inputs import item_metadata
-from glue_jobs.runtime import read_landed, resolve_args, settings_from_args, skipping_undecodable, spark_session
+from glue_jobs.runtime import (
+    read_landed,
+    register_partition,
+    resolve_args,
+    settings_from_args,
+    skipping_undecodable,
+    spark_session,
+)
 
 OPTIONAL = {"recent_periods": "8", "prefix": "", "runtime": "", "data_root": ""}
 
@@ -130,32 +136,8 @@ def _write_run(spark, settings: Settings, store: ObjectStore, table: Table, fram
     partition = f"{table.prefix}/run_date={run_date}/run={run['run_id']}/"
     frame.coalesce(1).write.mode("overwrite").parquet(store.uri(out_bucket, partition))
     rows = spark.read.parquet(store.uri(out_bucket, partition)).count()
-    _register(settings, table, run_date, run["run_id"], partition)
+    register_partition(settings, table, [run_date, run["run_id"]], partition)
     return {"rows": rows, "location": store.uri(out_bucket, partition)}
-
-
-def _register(settings: Settings, table: Table, run_date: str, run_id: str, partition: str) -> None:
-    """The table (and on AWS this run's partition) in the Glue Data Catalog; locally the catalog file."""
-    if settings.runtime == "local":
-        write_local_catalog(settings)
-        return
-    from core.aws import client
-
-    glue = client("glue", settings)
-    table_input = table.glue_definition(settings)
-    db = settings.names.glue_database
-    try:
-        glue.update_table(DatabaseName=db, TableInput=table_input)
-    except glue.exceptions.EntityNotFoundException:
-        glue.create_table(DatabaseName=db, TableInput=table_input)
-    storage = {**table_input["StorageDescriptor"], "Location": table_input["StorageDescriptor"]["Location"] + partition}
-    # A re-run of the same run finds its partition already there; the data was replaced in place.
-    with contextlib.suppress(glue.exceptions.AlreadyExistsException):
-        glue.create_partition(
-            DatabaseName=db,
-            TableName=table.name,
-            PartitionInput={"Values": [run_date, run_id], "StorageDescriptor": storage},
-        )
 
 
 def publish_run(spark, settings: Settings, export_key: str, recent_periods: int = 8) -> dict[str, Any]:

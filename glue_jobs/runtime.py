@@ -6,16 +6,18 @@ map onto the one Settings object. GlueContext is used only where the Glue runtim
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
-from core.object_store import ObjectStore, parquet_objects
+from core.object_store import ObjectStore, object_store, parquet_objects
 from core.settings import Settings
-from core.tables import Table
+from core.tables import Table, write_local_catalog
 
 log = logging.getLogger("demand.glue")
 T = TypeVar("T")
@@ -65,6 +67,7 @@ def spark_session(app_name: str) -> tuple[Any, Any]:
         from pyspark.sql import SparkSession
 
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # quiet the loopback-hostname warning
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # pandas UDFs run here, not in PATH's python
 
         spark = (
             SparkSession.builder.master("local[*]")
@@ -128,3 +131,25 @@ def skipping_undecodable(spark, attempt: Callable[[set[str]], T], limit: int = 1
             log.warning("skipped %s: its pages do not decode; running again without it", uri)
             excluded.add(uri)
             spark.catalog.clearCache()
+
+
+def register_partition(settings: Settings, table: Table, values: list[str], partition: str) -> None:
+    """A per-run table and one partition of it (`partition`: its key prefix in the table's bucket) in the Glue Data
+    Catalog; locally the catalog file. A re-run finds the partition there already: the data was replaced in place."""
+    if settings.runtime == "local":
+        write_local_catalog(settings)
+        return
+    from core.aws import client
+
+    glue = client("glue", settings)
+    table_input = table.glue_definition(settings)
+    db = settings.names.glue_database
+    try:
+        glue.update_table(DatabaseName=db, TableInput=table_input)
+    except glue.exceptions.EntityNotFoundException:
+        glue.create_table(DatabaseName=db, TableInput=table_input)
+    location = object_store(settings).uri(settings.names.bucket(table.bucket_role), partition)
+    storage = {**table_input["StorageDescriptor"], "Location": location}
+    with contextlib.suppress(glue.exceptions.AlreadyExistsException):
+        glue.create_partition(DatabaseName=db, TableName=table.name,
+                              PartitionInput={"Values": values, "StorageDescriptor": storage})  # fmt: skip

@@ -134,3 +134,25 @@ def test_missing_export_is_a_clear_error(spark, staged):
         enrich_run(spark, staged, "exports/gone/manifest.json")
     with pytest.raises(ValueError, match="missing job argument.*--export_key"):
         main(["--JOB_NAME", "enrich"])
+
+
+def test_on_aws_a_runs_partition_is_registered_at_its_own_folder(moto_server):
+    """The Glue partition's location is the run's folder under the table's bucket (it was the table's location with
+    the table prefix repeated: s3://.../forecasts/forecasts/run_date=...)."""
+    import uuid
+
+    from core.aws import client
+    from core.settings import Settings
+    from core.tables import COHERENT_FORECASTS
+    from glue_jobs.runtime import register_partition
+
+    settings = Settings(runtime="aws", endpoint_url=moto_server, prefix=f"t{uuid.uuid4().hex[:6]}-part")
+    glue = client("glue", settings)
+    glue.create_database(DatabaseInput={"Name": settings.names.glue_database})
+    folder = f"{COHERENT_FORECASTS.prefix}/run_date=2024-01-22/run=run42/"
+    register_partition(settings, COHERENT_FORECASTS, ["2024-01-22", "run42"], folder)
+    register_partition(settings, COHERENT_FORECASTS, ["2024-01-22", "run42"], folder)  # a re-run: no error
+    partition = glue.get_partition(DatabaseName=settings.names.glue_database, TableName=COHERENT_FORECASTS.name,
+                                   PartitionValues=["2024-01-22", "run42"])["Partition"]  # fmt: skip
+    bucket = settings.names.bucket(COHERENT_FORECASTS.bucket_role)
+    assert partition["StorageDescriptor"]["Location"] == f"s3://{bucket}/{folder}"
