@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 
 from core import aws
 from core.settings import Settings
-
-SEPARATOR = "|"  # item ids and store ids never contain it
+from forecast_orchestrator.series import SEPARATOR
 
 
 @dataclass(frozen=True)

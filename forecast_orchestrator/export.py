@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from core.forecast_datasets import series_keys
+from forecast_orchestrator.metrics import quantile_columns
 from forecast_orchestrator.series import split_unique_id
 
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # Forecast export: 2024-01-01T00:00:00Z
@@ -28,7 +29,7 @@ COHERENT_ACCURACY_KEY = "coherent-accuracy/metrics.csv"
 
 def forecast_table(forecast: pd.DataFrame, with_location: bool) -> pd.DataFrame:
     """Long forecast frame (unique_id, ds, pNN..., [mean]) -> the export columns, sorted."""
-    quantiles = sorted((c for c in forecast.columns if c.startswith("p") and c[1:].isdigit()), key=lambda c: int(c[1:]))
+    quantiles = quantile_columns(forecast)
     columns = ["unique_id", "ds", *quantiles, *(["mean"] if "mean" in forecast.columns else [])]
     out = split_unique_id(forecast[columns], with_location)
     out = out.rename(columns={"ds": "date"})
@@ -57,7 +58,7 @@ def write_export(store, bucket: str, prefix: str, forecast_df: pd.DataFrame, tra
         "frequency": manifest.get("frequency"),
         "window_end": manifest.get("window_end"),
         "horizon": manifest.get("horizon"),
-        "quantiles": [c for c in table.columns if c.startswith("p") and c[1:].isdigit()],
+        "quantiles": quantile_columns(table),
         "windows": [{k: _clean(v) for k, v in row.items()} for row in metrics.to_dict(orient="records")],
     }
     store.put(bucket, keys["metrics_json"], json.dumps(document, indent=2).encode())

@@ -31,6 +31,11 @@ def quantile_column(q: float) -> str:
     return f"p{round(q * 100):d}"
 
 
+def quantile_columns(frame: pd.DataFrame) -> list[str]:
+    """A frame's quantile columns (p10, p50, ...), lowest first."""
+    return sorted((c for c in frame.columns if c.startswith("p") and c[1:].isdigit()), key=lambda c: int(c[1:]))
+
+
 def _ratio(numerator: float, denominator: float) -> float:
     if denominator > 0:
         return float(numerator / denominator)

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import sparse
 
 from core.contracts import RECONCILIATION_METHODS
+from forecast_orchestrator.metrics import quantile_columns
 
 # level -> the key columns naming its nodes, top to bottom. The bottom is `item_store` with a location, else `item`.
 LEVEL_KEYS: dict[str, tuple[str, ...]] = {
@@ -41,10 +42,6 @@ LEVEL_KEYS: dict[str, tuple[str, ...]] = {
 METHODS = RECONCILIATION_METHODS  # ties go to the earlier (simpler) method
 NODE_COLUMNS = ("level", "item_id", "location", "category")
 MAX_DENSE_NODES = 4000  # mint_shrink's covariance: 4000 x 4000 doubles are 128 MB
-
-
-def quantile_columns(frame: pd.DataFrame) -> list[str]:
-    return sorted((c for c in frame.columns if c.startswith("p") and c[1:].isdigit()), key=lambda c: int(c[1:]))
 
 
 def expected_demand(frame: pd.DataFrame) -> np.ndarray:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from forecast_orchestrator import reconcile
 from forecast_orchestrator.ensemble import EnsembleModel, Report
-from forecast_orchestrator.series import SEPARATOR, ForecastInputs
+from forecast_orchestrator.series import ForecastInputs, split_unique_id
 
 RELATED_AGGREGATES = {"price": "mean", "promotion_flag": "mean", "discount": "mean", "holiday_flag": "max"}
 
@@ -33,11 +33,8 @@ def bottom_series(inputs: ForecastInputs) -> pd.DataFrame:
     """unique_id, item_id, [location], category of every forecast series."""
     with_location = bool(inputs.manifest.get("with_location", False))
     ids = pd.Series(sorted(inputs.target["unique_id"].unique()), name="unique_id")
-    out = ids.to_frame()
-    split = ids.str.split(SEPARATOR, n=1, expand=True)
-    out["item_id"] = split[0]
-    if with_location:
-        out["location"] = split[1]
+    out = split_unique_id(ids.to_frame(), with_location)
+    out.insert(0, "unique_id", ids.to_numpy())
     meta = inputs.metadata
     categories = meta.drop_duplicates("item_id").set_index("item_id")["category"] if "category" in meta else None
     out["category"] = out["item_id"].map(categories) if categories is not None else None
@@ -93,6 +90,7 @@ def coherent_totals(
     if trained.backtest is None:
         raise ValueError("the aggregates' training kept no backtest")
     method, accuracy = reconcile.choose_method(backtest, trained.backtest, tree)
-    errors = reconcile.node_errors(backtest, trained.backtest, tree)
+    weighed = method in ("wls_var", "mint_shrink")  # the methods that weigh by the backtest errors
+    errors = reconcile.node_errors(backtest, trained.backtest, tree) if weighed else None
     base = aggregates.forecast(upper, trained, relabel)
     return CoherentTotals(reconcile.coherent_forecast(forecast, base, tree, method, errors), accuracy, method)
