@@ -361,6 +361,39 @@ COHERENT = Contract(
     doc="Forecasts of the company, categories, stores, items and items at stores whose expected demand adds up.",
 )
 
+# Demand anomalies (glue_jobs/demand_anomalies.py): a period's demand of a series of any level out of its band.
+ANOMALY_DIRECTIONS = ("spike", "drop")
+
+DEMAND_ANOMALY = Contract(
+    "demand_anomaly",
+    (
+        Field("anomaly_id", "string", doc="stable across runs: the series, the direction and the first period flagged"),
+        Field("run_id", "string", doc="the forecast-input build the detection ran on (its prefix)"),
+        Field("detected_at", "timestamp"),
+        Field("frequency", "string", enum=("D", "W")),
+        Field("level", "string", enum=HIERARCHY_LEVELS, doc="the level of the series: total, category, store, item"),
+        Field("series", "string", doc="the series: level=key (category=Beverages, item_store=I1|s1, total)"),
+        Field("item_id", "string", required=False, doc="the item (levels item and item_store)"),
+        Field("location", "string", required=False, doc="the store (levels store and item_store)"),
+        Field("category", "string", required=False, doc="the category (levels category, item and item_store)"),
+        Field("direction", "string", enum=ANOMALY_DIRECTIONS, doc="spike (above the band) or drop (below it)"),
+        Field("start_date", "timestamp", doc="first period of the anomaly"),
+        Field("end_date", "timestamp", doc="last period of the anomaly that is itself off its expected demand"),
+        Field("peak_date", "timestamp", doc="the period the anomaly scored highest"),
+        Field("periods", "long", doc="how many periods the strongest score summed (1 = one period alone)"),
+        Field("actual", "double", doc="demand at the peak"),
+        Field("expected", "double", doc="expected demand at the peak (seasonal baseline of the series' own past)"),
+        Field("lower", "double", doc="the band's lower edge at the peak"),
+        Field("upper", "double", doc="the band's upper edge at the peak"),
+        Field("excess_units", "double", doc="demand minus expected over the anomaly's periods (negative for a drop)"),
+        Field("score", "double", doc="signed normal quantile of the tail probability (threshold 4)"),
+        Field("severity", "long", minimum=0, maximum=100, doc="0-100, 50 at the threshold"),
+        Field("contributors", "string", required=False, doc="the series below that moved it most, with shares"),
+        Field("suppressed_by", "string", required=False, doc="the feedback that marked this pattern as expected"),
+    ),
+    doc="Periods whose demand left its expected band, per series of every level, with severity and contributors.",
+)
+
 # AWS DMS writes this envelope to a Kinesis target (MessageFormat json):
 # https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Target.Kinesis.html
 DMS_ENVELOPE_SCHEMA: dict[str, Any] = {

@@ -100,6 +100,10 @@ class ResourceNames:
     def notify_topic(self) -> str:
         return f"{self.prefix}-forecast-notifications"
 
+    @property
+    def alerts_topic(self) -> str:
+        return f"{self.prefix}-demand-alerts"
+
 
 # Bucket roles: where each stage lands its output (one bucket each).
 BUCKET_ROLES: tuple[str, ...] = (
@@ -142,6 +146,26 @@ class OutlierSettings(BaseModel):
     promo_lift: float = Field(5.0, ge=1, description="how much wider the quantity references are during a campaign")
     max_price: float = Field(100_000.0, gt=0, description="unit prices above this are outliers (price_limit)")
     recent_orders: int = Field(1024, ge=1, description="orders remembered per item, to match cancellations")
+
+
+class AnomalySettings(BaseModel):
+    """Demand anomalies (glue_jobs/demand_anomalies.py) and their alerts (alerts/). Environment:
+    DEMAND_ANOMALY__<NAME> (DEMAND_ANOMALY__WEBHOOK_URL=https://...); Glue: the detect job's arguments."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    threshold: float = Field(4.0, gt=0, description="score (normal quantile of the tail) beyond which a period is one")
+    lookback: int = Field(
+        0, ge=0, description="periods back whose anomalies a run reports and alerts on; 0: 28 days or 8 weeks"
+    )
+    rules: str | None = Field(
+        None, description="alert rules: a JSON file (path or s3://bucket/key); unset: the default rules (README)"
+    )
+    webhook_url: str | None = Field(None, description="also POST every alert as JSON to this URL")
+    alert_file: Path | None = Field(
+        None, description="JSON-lines file every alert is appended to; unset: <data_root>/alerts.jsonl locally"
+    )
+    topic_arn: str | None = Field(None, description="SNS topic of the alerts (default: <prefix>-demand-alerts)")
 
 
 class Settings(BaseSettings):
@@ -197,6 +221,7 @@ class Settings(BaseSettings):
         0.02, ge=0, le=1, description="a challenger may be this much worse (relative wQL/WAPE) and still win"
     )
     outlier: OutlierSettings = Field(default_factory=OutlierSettings, description="the outlier split's thresholds")
+    anomaly: AnomalySettings = Field(default_factory=AnomalySettings, description="demand anomalies and their alerts")
     forecast_role_arn: str | None = Field(None, description="IAM role Amazon Forecast assumes to read/write S3")
     notify_topic_arn: str | None = Field(None, description="SNS topic for run notifications (default: by name)")
 

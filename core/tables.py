@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from datetime import date
 
-from core.contracts import CAMPAIGN, COHERENT, ENRICHED, OUTLIER, PRODUCT, REJECTED, SALE, Contract
+from core.contracts import CAMPAIGN, COHERENT, DEMAND_ANOMALY, ENRICHED, OUTLIER, PRODUCT, REJECTED, SALE, Contract
 from core.object_store import object_store
 from core.settings import Settings
 
@@ -104,9 +104,21 @@ CAMPAIGNS = Table("campaigns", CAMPAIGN, "staged", "campaigns", TIME_PARTITIONS,
 ENRICHED_FORECASTS = Table("enriched_forecasts", ENRICHED, "enriched", "forecasts", ("run_date", "run"))
 # The same job, the same layout: `coherent/run_date=YYYY-MM-DD/run=<run_id>/` (runs with coherent totals).
 COHERENT_FORECASTS = Table("coherent_forecasts", COHERENT, "enriched", "coherent", ("run_date", "run"))
+# Written by glue_jobs/detect_demand_anomalies.py: one folder per forecast-input build it ran on.
+DEMAND_ANOMALIES = Table("demand_anomalies", DEMAND_ANOMALY, "analysis", "demand-anomalies", ("run_date", "run"))
 
 TABLES: dict[str, Table] = {
-    t.name: t for t in (SALES, OUTLIERS, REJECTED_RECORDS, PRODUCTS, CAMPAIGNS, ENRICHED_FORECASTS, COHERENT_FORECASTS)
+    t.name: t
+    for t in (
+        SALES,
+        OUTLIERS,
+        REJECTED_RECORDS,
+        PRODUCTS,
+        CAMPAIGNS,
+        ENRICHED_FORECASTS,
+        COHERENT_FORECASTS,
+        DEMAND_ANOMALIES,
+    )  # fmt: skip
 }
 LANDED: dict[str, Table] = {name: t for name, t in TABLES.items() if t.time_field}
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from core.object_store import ObjectStore
 from core.settings import Settings
 from forecast_orchestrator.handlers import Runtime, dispatch
 from forecast_orchestrator.state_machine import run_local
@@ -17,9 +18,14 @@ MANIFEST = "manifest.json"
 def manifests(runtime: Runtime) -> list[str]:
     """Every complete dataset build in the forecast-input bucket (manifest present), the newest build last (by the
     manifest's built_at, whatever its frequency or window)."""
-    bucket = runtime.settings.names.bucket("forecast-input")
-    keys = [k for k in runtime.store.list(bucket, "datasets/") if k.endswith("/" + MANIFEST)]
-    built = {k: json.loads(runtime.store.get(bucket, k)).get("built_at", "") for k in keys}
+    return input_manifests(runtime.store, runtime.settings)
+
+
+def input_manifests(store: ObjectStore, settings: Settings) -> list[str]:
+    """manifests() from the object store alone."""
+    bucket = settings.names.bucket("forecast-input")
+    keys = [k for k in store.list(bucket, "datasets/") if k.endswith("/" + MANIFEST)]
+    built = {k: json.loads(store.get(bucket, k)).get("built_at", "") for k in keys}
     return sorted(keys, key=lambda k: (built[k], k))
 
 

@@ -14,6 +14,8 @@ CORE_PACKAGES = ("pydantic", "pydantic-settings", "holidays")
 GLUE_JOB_PACKAGES: dict[str, tuple[str, ...]] = {
     "build_forecast_inputs": CORE_PACKAGES,
     "enrich_forecast": CORE_PACKAGES,
+    # the forecast inputs' loader (pandas) and the negative-binomial tails (scipy)
+    "detect_demand_anomalies": (*CORE_PACKAGES, "scipy"),
     # the open ensemble's import, train, forecast and export steps
     "forecast_steps": (*CORE_PACKAGES, "statsforecast", "fugue", "mlforecast", "lightgbm"),
 }

@@ -242,9 +242,10 @@ def ensure_resources(settings: Settings) -> dict[str, list[str]]:
 
     sns = aws.client("sns", settings)
     existing = {t["TopicArn"].rsplit(":", 1)[-1] for t in sns.list_topics().get("Topics", [])}
-    if names.notify_topic not in existing:
-        sns.create_topic(Name=names.notify_topic)
-        created["topics"].append(names.notify_topic)
+    for topic in (names.notify_topic, names.alerts_topic):
+        if topic not in existing:
+            sns.create_topic(Name=topic)
+            created["topics"].append(topic)
 
     glue = aws.client("glue", settings)
     if _exists_ok(lambda: glue.create_database(DatabaseInput={"Name": names.glue_database}), "AlreadyExistsException"):

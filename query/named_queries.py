@@ -82,6 +82,19 @@ GROUP BY run_id, level
 """,
     ),
     NamedQuery(
+        "latest_anomalies",
+        "The newest detection's demand anomalies of every level, most severe first: direction, span, expected band,"
+        " contributors, and whether feedback marked the pattern as expected.",
+        """
+CREATE OR REPLACE VIEW {db}.latest_anomalies AS
+SELECT anomaly_id, run_id, detected_at, frequency, level, series, item_id, location, category, direction, start_date,
+       end_date, peak_date, periods, actual, expected, lower, upper, excess_units, score, severity, contributors,
+       suppressed_by
+FROM {db}.demand_anomalies
+WHERE run_id = (SELECT max_by(run_id, detected_at) FROM {db}.demand_anomalies)
+""",
+    ),
+    NamedQuery(
         "forecast_vs_actual",
         "Forecast quantiles beside the actual demand of the same item and period, once sales arrive.",
         """

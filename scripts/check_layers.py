@@ -22,13 +22,16 @@ ALLOWED: dict[str, set[str]] = {
     "flink_jobs": {"core", "streaming"},
     "forecast_orchestrator": {"core"},
     "query": {"core"},
-    "glue_jobs": {"core", "forecast_orchestrator"},
-    "api": {"core", "query", "forecast_orchestrator"},
+    "alerts": {"core"},
+    "glue_jobs": {"core", "forecast_orchestrator", "alerts"},
+    "api": {"core", "query", "forecast_orchestrator", "alerts"},
     "local_stack": {"core"},
     "infra": {"core", "flink_jobs", "forecast_orchestrator", "glue_jobs"},
     "bench": {"core", "streaming", "flink_jobs", "forecast_orchestrator", "query", "glue_jobs", "api", "local_stack"},
     "demand": {"core", "streaming", "flink_jobs", "forecast_orchestrator", "query", "glue_jobs", "api", "local_stack"},
 }
+for _top in ("bench", "demand"):  # the benches and the CLI sit on every stage
+    ALLOWED[_top] |= {"alerts"}
 PACKAGES = set(ALLOWED)
 
 

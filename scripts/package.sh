@@ -87,7 +87,7 @@ for script in glue_jobs/build_forecast_inputs.py glue_jobs/enrich_forecast.py gl
   if [ -f "$script" ]; then cp "$script" "$OUT/glue/"; echo "  $OUT/glue/$(basename "$script")"
   else echo "  warning: $script does not exist yet; the Glue job will fail until it does" >&2; fi
 done
-zip_tree "$OUT/glue/demand_pipeline.zip" glue_jobs forecast_orchestrator core
+zip_tree "$OUT/glue/demand_pipeline.zip" glue_jobs forecast_orchestrator alerts core
 # Every job's wheels (glue_jobs/packages.py) in one folder; the templates name each job's own (infra/generate.py).
 WHEELS=$("$PY" -c 'from glue_jobs.packages import GLUE_JOB_PACKAGES as P; print(" ".join(sorted({n for v in P.values() for n in v})))')
 RUNTIME=$("$PY" -c 'from glue_jobs.packages import GLUE_RUNTIME; print(" ".join(GLUE_RUNTIME))')

@@ -49,3 +49,45 @@ def test_an_explained_promotion_is_no_anomaly_and_the_z_score_flags_it():
 def test_severity_ranks_like_the_score_and_stays_within_0_and_100():
     scores = np.array([0.0, 4.0, -4.0, 12.0, 1e6])
     assert severity(scores).tolist() == [0, 50, 50, 75, 100]
+
+
+def _inputs(with_location: bool = False):
+    """Forecast inputs of 2 categories x 3 items (x 2 stores), daily Poisson demand with a weekly cycle."""
+    from forecast_orchestrator.series import ForecastInputs
+
+    rows, metadata = [], []
+    for c, category in enumerate(("Garden", "Kitchen")):
+        for i in range(3):
+            item = f"{category[0]}{i}"
+            metadata.append({"item_id": item, "category": category, "brand": "b"})
+            for s, store in enumerate(("s1", "s2") if with_location else ("all",)):
+                one = _series(item if not with_location else f"{item}|{store}", 8.0 + 2 * i, 10 * c + i + s * 100)
+                rows.append(one.rename(columns={"series": "unique_id"}))
+    target = pd.concat(rows, ignore_index=True).assign(price=2.0, promotion_flag=0.0, discount=0.0, holiday_flag=0.0)
+    manifest = {"frequency": "D", "horizon": 7, "with_location": with_location}
+    return ForecastInputs(manifest, target, target.drop(columns="y"), pd.DataFrame(metadata))
+
+
+def test_every_level_is_judged_and_a_category_drop_names_the_item_that_caused_it():
+    from glue_jobs.anomaly_levels import detect
+
+    inputs = _inputs(with_location=True)
+    target = inputs.target
+    out = target["unique_id"].str.startswith("K1|") & target["ds"].between("2024-07-01", "2024-07-07")
+    target.loc[out, "y"] = 0.0  # a stock-out of item K1 at both stores
+    promoted = target["unique_id"].str.startswith("G0|") & target["ds"].between("2024-06-03", "2024-06-09")
+    target.loc[promoted, "y"] *= 4  # a promotion: explained, at the item and above it
+    target.loc[promoted, "promotion_flag"] = 1.0
+    found = detect(inputs, AnomalyConfig(), since=pd.Timestamp("2024-05-01")).anomalies
+    assert set(found["level"]) <= {"total", "category", "store", "item", "item_store"}
+    k1 = found[(found["series"] == "item=K1")]
+    assert len(k1) == 1 and k1["direction"].iloc[0] == "drop" and k1["category"].iloc[0] == "Kitchen"
+    assert k1["contributors"].iloc[0].startswith("item_store=K1|s") and k1["excess_units"].iloc[0] < -50
+    kitchen = found[found["series"] == "category=Kitchen"]
+    assert len(kitchen) == 1 and kitchen["direction"].iloc[0] == "drop"
+    assert kitchen["contributors"].iloc[0].startswith("item=K1 ")  # the item that stopped selling
+    june = found["start_date"] <= pd.Timestamp("2024-06-09")
+    assert not (june & found["series"].str.contains("G0|Garden|total")).any()  # the promotion is explained
+    assert found["anomaly_id"].is_unique
+    again = detect(inputs, AnomalyConfig(), since=pd.Timestamp("2024-05-01")).anomalies
+    pd.testing.assert_frame_equal(found, again)  # deterministic

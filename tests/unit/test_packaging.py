@@ -62,6 +62,7 @@ def bundle(name: str) -> set[str]:
         ("demand_pipeline.zip", "glue_jobs/build_forecast_inputs.py"),
         ("demand_pipeline.zip", "glue_jobs/enrich_forecast.py"),
         ("demand_pipeline.zip", "glue_jobs/forecast_steps.py"),
+        ("demand_pipeline.zip", "glue_jobs/detect_demand_anomalies.py"),
         ("orchestrator.zip", "forecast_orchestrator/handlers.py"),
         ("outlier-split.zip", "flink_jobs/outlier_split.py"),
     ],

@@ -1,0 +1,136 @@
+"""Demand anomalies of every level of one forecast-input build: items (and items at stores), categories, stores and
+the company, each with the series one level below that moved it most.
+
+The bottom series are scored first (glue_jobs/demand_anomalies.py). A promotion's or a holiday's lift is taken out of
+the bottom's demand before it is summed to the levels above (a period marked explained counts at most its expected
+demand), so a promoted item does not make its category an anomaly; days on which nothing sold anywhere are explained
+at every level. The levels and their nodes are the coherent totals' hierarchy (forecast_orchestrator/reconcile.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecast_orchestrator import reconcile
+from forecast_orchestrator.series import ForecastInputs
+from forecast_orchestrator.totals import bottom_series
+from glue_jobs.demand_anomalies import AnomalyConfig, episodes, score_series
+
+Scorer = Callable[[pd.DataFrame, AnomalyConfig], pd.DataFrame]
+# A node's contributors are its members one level down (the total's are its categories).
+CHILD_LEVEL = {"total": "category", "category": "item", "store": "item_store", "item": "item_store"}
+TOP_CONTRIBUTORS = 3
+COLUMNS = ("anomaly_id", "level", "series", "item_id", "location", "category", "direction", "start_date", "end_date",
+           "peak_date", "periods", "actual", "expected", "lower", "upper", "excess_units", "score", "severity",
+           "contributors")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Detection:
+    anomalies: pd.DataFrame  # COLUMNS, one row per anomaly
+    scored: pd.DataFrame  # series (node_id), ds, y, expected, lower, upper, score, run, deviation: every node's periods
+
+
+def bottom_frame(inputs: ForecastInputs) -> pd.DataFrame:
+    """The bottom series to score: series (unique_id), ds, y, explained (a promotion, a holiday, a day nothing sold)."""
+    target = inputs.target
+    frame = pd.DataFrame({"series": target["unique_id"], "ds": target["ds"], "y": target["y"].astype(float)})
+    frame["explained"] = (target["promotion_flag"] > 0).to_numpy() | (target["holiday_flag"] > 0).to_numpy()
+    frame["explained"] |= frame.groupby("ds")["y"].transform("sum").to_numpy() == 0
+    return frame
+
+
+def anomaly_id(series: str, direction: str, first: pd.Timestamp) -> str:
+    return hashlib.sha1(f"{series}|{direction}|{first:%Y-%m-%d}".encode()).hexdigest()[:16]
+
+
+def detect(
+    inputs: ForecastInputs, config: AnomalyConfig, since: pd.Timestamp | None = None, scorer: Scorer = score_series
+) -> Detection:
+    """The anomalies of every node that end at or after `since` (all when None). `scorer` scores a frame of series
+    (score_series; the Glue job passes one that runs it on Spark, per series)."""
+    bottom = bottom_frame(inputs)
+    tree = reconcile.hierarchy(bottom_series(inputs), bool(inputs.manifest.get("with_location", False)))
+    rows = tree.bottom_rows()
+    node_of = dict(zip(tree.bottom_ids[tree.summing[rows].indices], tree.nodes["node_id"].iloc[rows], strict=True))
+
+    scored_bottom = scorer(bottom, config).merge(bottom[["series", "ds", "explained"]], on=["series", "ds"])
+    lifted = scored_bottom["explained"] & scored_bottom["expected"].notna()
+    used = np.where(lifted, np.minimum(scored_bottom["y"], scored_bottom["expected"]), scored_bottom["y"])
+    scored_bottom = scored_bottom.assign(used=used).drop(columns="explained")
+
+    periods = np.sort(bottom["ds"].unique())
+    wide = scored_bottom.pivot_table(index="series", columns="ds", values="used", aggfunc="sum")
+    wide = wide.reindex(index=tree.bottom_ids, columns=periods).fillna(0.0).to_numpy(float)
+    upper = np.setdiff1d(np.arange(len(tree.nodes)), rows)
+    sums = np.asarray(tree.summing[upper] @ wide)
+    explained = bottom.groupby("ds")["explained"].all() | inputs.target.groupby("ds")["holiday_flag"].max().gt(0)
+    upper_frame = pd.DataFrame({
+        "series": np.repeat(tree.nodes["node_id"].to_numpy()[upper], len(periods)),
+        "ds": np.tile(periods, len(upper)),
+        "y": sums.ravel(),
+        "explained": np.tile(explained.reindex(periods).fillna(False).to_numpy(bool), len(upper)),
+    })  # fmt: skip
+    scored_upper = scorer(upper_frame, config).assign(used=lambda f: f["y"])
+    scored_bottom["series"] = scored_bottom["series"].map(node_of)
+    scored = pd.concat([scored_bottom, scored_upper], ignore_index=True)
+    scored["deviation"] = scored["used"] - scored["expected"]
+    scored = scored.drop(columns="used")
+
+    found = episodes(scored, config)
+    if since is not None:
+        found = found[found["end"] >= since]
+    return Detection(_describe(found, scored, tree), scored)
+
+
+def _describe(found: pd.DataFrame, scored: pd.DataFrame, tree: reconcile.Hierarchy) -> pd.DataFrame:
+    """The anomalies in the contract's words, with their excess units and contributors."""
+    if found.empty:
+        return pd.DataFrame(columns=list(COLUMNS))
+    nodes = tree.nodes.set_index("node_id")
+    items = tree.nodes[tree.nodes["level"] == "item"].set_index("item_id")["category"]
+    nodes["category"] = nodes["category"].fillna(nodes["item_id"].map(items))  # an item at a store: its item's
+    # The deviations of the anomalous series and of every series one level below a node (its possible contributors).
+    needed = set(found["series"]) | set(tree.nodes.loc[tree.nodes["level"].isin(set(CHILD_LEVEL.values())), "node_id"])
+    wanted = scored[scored["series"].isin(needed) & (scored["ds"] >= found["start"].min())]
+    by_series = {series: group.set_index("ds")["deviation"] for series, group in wanted.groupby("series")}
+    row_of = {node: i for i, node in enumerate(tree.nodes["node_id"])}
+    records = []
+    for a in found.itertuples():
+        node = nodes.loc[a.series]
+        excess = float(by_series[a.series].loc[a.start : a.end].sum())
+        records.append({
+            "anomaly_id": anomaly_id(a.series, a.direction, a.first), "level": node["level"], "series": a.series,
+            "item_id": node["item_id"], "location": node["location"], "category": node["category"],
+            "direction": a.direction, "start_date": a.start, "end_date": a.end, "peak_date": a.ds,
+            "periods": int(a.run), "actual": float(a.y), "expected": float(a.expected), "lower": float(a.lower),
+            "upper": float(a.upper), "excess_units": excess, "score": float(a.score), "severity": int(a.severity),
+            "contributors": _contributors(tree, row_of[a.series], node["level"], by_series, a),
+        })  # fmt: skip
+    return pd.DataFrame(records, columns=list(COLUMNS))
+
+
+def _contributors(tree: reconcile.Hierarchy, row: int, level: str, by_series: dict, anomaly) -> str | None:
+    """The members one level down whose demand moved most in the anomaly's direction over its periods, with their
+    share of the members' movement that way: `item=A +120 (62%); item=B +40 (21%)`."""
+    child_rows = tree.rows(CHILD_LEVEL[level]) if level in CHILD_LEVEL else np.array([], dtype=int)
+    if not len(child_rows):
+        return None
+    members = tree.summing[child_rows]
+    inside = np.asarray((members @ tree.summing[row].T).todense()).ravel() == np.asarray(members.sum(axis=1)).ravel()
+    sign = 1.0 if anomaly.direction == "spike" else -1.0
+    moves = []
+    for child in tree.nodes["node_id"].to_numpy()[child_rows[inside]]:
+        moved = float(by_series[child].loc[anomaly.start : anomaly.end].sum()) if child in by_series else 0.0
+        if moved * sign > 0:
+            moves.append((child, moved))
+    total = sum(abs(m) for _, m in moves)
+    if not total:
+        return None
+    moves.sort(key=lambda cm: -abs(cm[1]))
+    return "; ".join(f"{child} {moved:+.0f} ({abs(moved) / total:.0%})" for child, moved in moves[:TOP_CONTRIBUTORS])

@@ -1,0 +1,173 @@
+"""Glue job: one forecast-input build -> the demand anomalies of every level (parquet, Glue catalog) and their alerts.
+
+Runs unchanged on Glue 5.0 and local PySpark:
+    detect_demand_anomalies.py --JOB_NAME detect [--input_manifest_key datasets/D/<end>-<digest>/manifest.json]
+        [--lookback 28 --threshold 4 --rules s3://bucket/rules.json --webhook_url https://... \
+         --alerts_topic_arn arn:aws:sns:... --prefix demand --runtime local]
+
+It runs after each build (on AWS a Glue trigger on build_forecast_inputs' success), on the build's target, related and
+metadata datasets: the demand that trains the forecasts, so an anomaly here is one a planner's forecast feels. Output:
+`demand-anomalies/run_date=<window end>/run=<build>/` in the analysis bucket, replaced as a whole on a re-run, with the
+anomalies that end in the last `lookback` periods (earlier ones were reported by earlier builds). Feedback marking an
+anomaly as expected fills `suppressed_by`. Then the alert rules run over them and over the outlier split's share of
+outlier lines per day, and each new alert goes to SNS, the log, the local JSON-lines file and the webhook, once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import functions as F
+
+from alerts.delivery import deliver, feedback
+from alerts.rules import DEFAULT_RULES, AlertRule, demand_alerts, outlier_rate_alerts, parse_rules, suppressions
+from core.object_store import object_store
+from core.settings import Settings
+from core.tables import DEMAND_ANOMALIES, OUTLIERS, SALES
+from forecast_orchestrator.series import load_inputs
+from forecast_orchestrator.workflow import input_manifests
+from glue_jobs.anomaly_levels import detect
+from glue_jobs.demand_anomalies import AnomalyConfig
+from glue_jobs.runtime import read_landed, register_partition, resolve_args, settings_from_args, spark_session
+
+OPTIONAL = {"input_manifest_key": "", "lookback": "", "threshold": "", "rules": "", "webhook_url": "",
+            "alerts_topic_arn": "", "prefix": "", "runtime": "", "data_root": ""}  # fmt: skip
+DEFAULT_LOOKBACK = {"D": 28, "W": 8}
+
+
+class DetectError(ValueError):
+    """No build to judge, or rules that do not parse: which file, what was expected."""
+
+
+def load_rules(settings: Settings) -> tuple[AlertRule, ...]:
+    """The rules file the settings name (a path or s3://bucket/key), else the default rules."""
+    where = settings.anomaly.rules
+    if not where:
+        return DEFAULT_RULES
+    if where.startswith("s3://"):
+        bucket, _, key = where[5:].partition("/")
+        text = object_store(settings).get(bucket, key).decode()
+    else:
+        try:
+            text = open(where, encoding="utf-8").read()  # noqa: SIM115 (read whole)
+        except OSError as exc:
+            raise DetectError(f"alert rules {where}: {exc.strerror}") from None
+    return parse_rules(text, where)
+
+
+def outlier_rates(spark, settings: Settings, since: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:
+    """Per day from `since` to `until` (exclusive): the sale lines landed clean and as outliers (day, lines,
+    outliers)."""
+    store = object_store(settings)
+    counts = []
+    for table, name in ((SALES, "clean"), (OUTLIERS, "outliers")):
+        rows, _ = read_landed(spark, store, settings, table)
+        if rows is None:
+            continue
+        day = F.to_date("event_time").alias("day")
+        inside = (F.col("event_time") >= F.lit(since.to_pydatetime())) & (
+            F.col("event_time") < F.lit(until.to_pydatetime())
+        )
+        counted = rows.where(inside).groupBy(day).count().toPandas()
+        counts.append(counted.rename(columns={"count": name}).set_index("day"))
+    if not counts:
+        return pd.DataFrame(columns=["day", "lines", "outliers"])
+    frame = pd.concat(counts, axis=1).fillna(0).reindex(columns=["clean", "outliers"], fill_value=0)
+    frame = frame.assign(lines=frame["clean"] + frame["outliers"]).reset_index().sort_values("day")
+    frame["day"] = pd.to_datetime(frame["day"])
+    return frame[["day", "lines", "outliers"]].astype({"lines": int, "outliers": int})
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    columns = DEMAND_ANOMALIES.contract.names
+    frame = frame.copy()
+    for field in DEMAND_ANOMALIES.contract.fields:
+        if field.type == "timestamp":
+            frame[field.name] = pd.to_datetime(frame[field.name], utc=True).dt.floor("ms")
+    table = pa.Table.from_pandas(frame[list(columns)], schema=DEMAND_ANOMALIES.contract.arrow_schema(),
+                                 preserve_index=False)  # fmt: skip
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    return out.getvalue()
+
+
+def run(spark, settings: Settings, manifest_key: str | None = None, lookback: int | None = None) -> dict[str, Any]:
+    """Detect, land and register one build's anomalies, then deliver its alerts. Returns a summary."""
+    store = object_store(settings)
+    bucket = settings.names.bucket("forecast-input")
+    if not manifest_key:
+        found = input_manifests(store, settings)
+        if not found:
+            raise DetectError(f"no forecast-input build in {store.uri(bucket, 'datasets/')}: build the datasets first")
+        manifest_key = found[-1]
+    if not store.exists(bucket, manifest_key):
+        raise DetectError(f"no forecast-input manifest at {store.uri(bucket, manifest_key)}")
+    rules = load_rules(settings)
+    inputs = load_inputs(store, bucket, manifest_key)
+    config = AnomalyConfig(frequency=inputs.frequency, threshold=settings.anomaly.threshold)
+    periods = lookback or settings.anomaly.lookback or DEFAULT_LOOKBACK[inputs.frequency]
+    last = inputs.target["ds"].max()
+    since = last - pd.Timedelta(days=(periods - 1) * (1 if inputs.frequency == "D" else 7))
+    found = detect(inputs, config, since).anomalies
+    found["suppressed_by"] = suppressions(found, feedback(settings))
+
+    run_id = manifest_key.rstrip("/").split("/")[-2]
+    run_date = inputs.manifest["window_end"][:10]
+    found = found.assign(
+        run_id=run_id, detected_at=datetime.now(UTC).replace(microsecond=0), frequency=inputs.frequency
+    )
+    out_bucket = settings.names.bucket(DEMAND_ANOMALIES.bucket_role)
+    partition = f"{DEMAND_ANOMALIES.prefix}/run_date={run_date}/run={run_id}/"
+    for key in list(store.list(out_bucket, partition)):
+        store.delete(out_bucket, key)
+    store.put(out_bucket, partition + "part-00000.parquet", _parquet(found))
+    register_partition(settings, DEMAND_ANOMALIES, [run_date, run_id], partition)
+
+    rates = outlier_rates(spark, settings, since, pd.Timestamp(inputs.manifest["window_end"]))
+    alerts = demand_alerts(found, rules) + outlier_rate_alerts(rates, rules)
+    delivery = deliver(settings, alerts)
+    return {
+        "run_id": run_id,
+        "input_manifest_key": manifest_key,
+        "since": since.date().isoformat(),
+        "anomalies": len(found),
+        "by_level": {str(k): int(v) for k, v in found["level"].value_counts().items()},
+        "suppressed": int(found["suppressed_by"].notna().sum()),
+        "alerts": len(alerts),
+        **delivery.summary(),
+        "location": store.uri(out_bucket, partition),
+    }
+
+
+def settings_of(args: dict[str, str]) -> Settings:
+    """The job's arguments onto Settings, the anomaly ones onto its `anomaly` group."""
+    settings = settings_from_args(args)
+    named = {"threshold": "threshold", "rules": "rules", "webhook_url": "webhook_url", "alerts_topic_arn": "topic_arn"}
+    changes = {field: float(args[arg]) if field == "threshold" else args[arg]
+               for arg, field in named.items() if args.get(arg)}  # fmt: skip
+    return settings.model_copy(update={"anomaly": settings.anomaly.model_copy(update=changes)}) if changes else settings
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    args = resolve_args(argv, ["JOB_NAME"], OPTIONAL)
+    settings = settings_of(args)
+    spark, job = spark_session(args["JOB_NAME"])
+    if job is not None:
+        job.init(args["JOB_NAME"], args)
+    result = run(
+        spark, settings, args["input_manifest_key"] or None, int(args["lookback"]) if args["lookback"] else None
+    )
+    if job is not None:
+        job.commit()
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1:]), indent=2))
