@@ -124,6 +124,18 @@ locals {
       "typing_extensions-4.16.0-py3-none-any.whl",
       "typing_inspection-0.4.5-py3-none-any.whl",
     ]
+    detect_demand_anomalies = [
+      "annotated_types-0.8.0-py3-none-any.whl",
+      "holidays-0.109-py3-none-any.whl",
+      "numpy-2.1.3-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+      "pydantic-2.14.3-py3-none-any.whl",
+      "pydantic_core-2.50.4-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+      "pydantic_settings-2.16.3-py3-none-any.whl",
+      "python_dotenv-1.2.4-py3-none-any.whl",
+      "scipy-1.17.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
+      "typing_extensions-4.16.0-py3-none-any.whl",
+      "typing_inspection-0.4.5-py3-none-any.whl",
+    ]
     forecast_steps = [
       "adagio-0.2.6-py3-none-any.whl",
       "alembic-1.20.1-py3-none-any.whl",

@@ -205,7 +205,7 @@ resource "aws_iam_role_policy" "firehose" {
 # ------------------------------------------------------------------ Glue jobs
 resource "aws_iam_role" "glue" {
   name               = "${var.prefix}-glue-jobs"
-  description        = "build_forecast_inputs and enrich_forecast Glue jobs."
+  description        = "build_forecast_inputs, enrich_forecast, forecast_steps and detect_demand_anomalies Glue jobs."
   assume_role_policy = data.aws_iam_policy_document.assume["glue"].json
 }
 
@@ -237,6 +237,16 @@ data "aws_iam_policy_document" "glue" {
       "glue:CreateTable", "glue:UpdateTable", "glue:CreatePartition", "glue:BatchCreatePartition",
     "glue:UpdatePartition"]
     resources = [local.glue_catalog, local.glue_db_arn, "${local.glue_tables_arn}/*"]
+  }
+  statement {
+    sid       = "WriteAnomaliesAndAlerts"
+    actions   = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = [for p in ["demand-anomalies", "alerts"] : "${local.bucket_arn["analysis"]}/${p}/*"]
+  }
+  statement {
+    sid       = "PublishAlerts"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
   }
   statement {
     sid       = "RecordEnrichedRun"

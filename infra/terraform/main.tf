@@ -86,6 +86,11 @@ locals {
     forecast_steps = { name = "forecast-steps", max_concurrent_runs = 2, extra_arguments = {
       "--step" = "train", "--request_key" = "", "--use_spark" = "true"
     } }
+    # demand anomalies of each dataset build and their alerts (started by the trigger below)
+    detect_demand_anomalies = { name = "detect-demand-anomalies", max_concurrent_runs = 1, extra_arguments = {
+      "--input_manifest_key" = "", "--lookback" = "", "--alerts_topic_arn" = aws_sns_topic.alerts.arn,
+      "--rules" = var.alert_rules == "" ? "" : "${local.artefacts}/${var.alert_rules}"
+    } }
   }
 
   artefacts = "s3://${var.artefacts_bucket}/${var.artefacts_prefix}"
@@ -591,6 +596,23 @@ resource "aws_glue_trigger" "build_forecast_inputs" {
   }
 }
 
+# Each dataset build is judged for demand anomalies as soon as it is written (the newest build by default).
+resource "aws_glue_trigger" "detect_demand_anomalies" {
+  name              = "${var.prefix}-detect-demand-anomalies-after-build"
+  description       = "Runs detect_demand_anomalies when build_forecast_inputs succeeds."
+  type              = "CONDITIONAL"
+  start_on_creation = true
+  predicate {
+    conditions {
+      job_name = aws_glue_job.this["build_forecast_inputs"].name
+      state    = "SUCCEEDED"
+    }
+  }
+  actions {
+    job_name = aws_glue_job.this["detect_demand_anomalies"].name
+  }
+}
+
 # ------------------------------------------------------------------ DynamoDB
 resource "aws_dynamodb_table" "this" {
   for_each     = local.dynamodb_tables
@@ -631,6 +653,12 @@ resource "aws_sns_topic" "notifications" {
 resource "aws_sns_topic_policy" "notifications" {
   arn    = aws_sns_topic.notifications.arn
   policy = data.aws_iam_policy_document.notifications_topic.json
+}
+
+resource "aws_sns_topic" "alerts" {
+  name              = "${var.prefix}-demand-alerts"
+  display_name      = "Demand anomaly and outlier-rate alerts"
+  kms_master_key_id = aws_kms_key.data.id
 }
 
 # Dead-letter queue of the asynchronously invoked Lambda functions.

@@ -40,6 +40,11 @@ output "notifications_topic_arn" {
   value       = aws_sns_topic.notifications.arn
 }
 
+output "alerts_topic_arn" {
+  description = "SNS topic of demand-anomaly and outlier-rate alerts (subscribe an email, chat or Lambda endpoint)."
+  value       = aws_sns_topic.alerts.arn
+}
+
 output "dynamodb_table_names" {
   description = "DynamoDB tables: champion predictors, forecast cache (TTL expires_at), forecast runs, stock on hand."
   value       = { for key, table in aws_dynamodb_table.this : key => table.name }

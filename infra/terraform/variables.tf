@@ -155,6 +155,16 @@ variable "forecast_horizon" {
   default     = 8
 }
 
+variable "alert_rules" {
+  description = "Key under the artefacts prefix of the alert rules JSON (README, Alerts); empty for the default rules."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_./-]*$", var.alert_rules))
+    error_message = "alert_rules is an S3 key under the artefacts prefix: letters, digits, _ . / - only."
+  }
+}
+
 variable "build_inputs_schedule" {
   description = "Glue trigger schedule of build_forecast_inputs (Glue cron syntax, UTC)."
   type        = string

@@ -104,7 +104,7 @@ def test_dynamodb_tables_keys_ttl_encryption_and_recovery():
 
 
 def test_topic_and_glue_database_names():
-    assert names_of("AWS::SNS::Topic", "TopicName") == {NAMES.notify_topic}
+    assert names_of("AWS::SNS::Topic", "TopicName") == {NAMES.notify_topic, NAMES.alerts_topic}
     assert {resolve(d["DatabaseInput"]["Name"]) for d in resources("AWS::Glue::Database").values()} == {
         NAMES.glue_database
     }
@@ -518,6 +518,7 @@ GLUE_SYSTEM_ARGS = {
         ("build-forecast-inputs", "glue_jobs.build_forecast_inputs"),
         ("enrich-forecast", "glue_jobs.enrich_forecast"),
         ("forecast-steps", "glue_jobs.forecast_steps"),
+        ("detect-demand-anomalies", "glue_jobs.detect_demand_anomalies"),
     ],
 )
 def test_every_glue_job_argument_in_the_template_is_one_the_job_reads(job_name, module):
@@ -586,3 +587,35 @@ def test_the_forecast_steps_job_may_write_what_the_ensemble_steps_write():
     }  # <ForecastExportBucket.Arn>/...
     written = {progress_key("r"), result_key(request_key("r", "train")), "predictors/p/metrics.parquet", "exports/r/x"}
     assert {key.split("/")[0] for key in written} <= prefixes
+
+
+def test_the_anomaly_job_may_write_its_table_and_alert_state_and_publish_only_to_the_alerts_topic():
+    """detect_demand_anomalies writes demand_anomalies and alerts/ (sent state, feedback) in the analysis bucket and
+    publishes to the alerts topic it is given: the role allows exactly that, in both templates."""
+    from alerts.delivery import FEEDBACK_PREFIX, SENT_PREFIX
+    from core.tables import DEMAND_ANOMALIES
+
+    written = {DEMAND_ANOMALIES.prefix, SENT_PREFIX.split("/")[0], FEEDBACK_PREFIX.split("/")[0]}
+    assert DEMAND_ANOMALIES.bucket_role == "analysis"
+    statements = {s["Sid"]: s for p in resources("AWS::IAM::Role")["GlueJobRole"]["Policies"]
+                  for s in p["PolicyDocument"]["Statement"]}  # fmt: skip
+    prefixes = {resolve(r).split("<AnalysisBucket.Arn>/")[-1].split("/")[0]
+                for r in statements["WriteAnomaliesAndAlerts"]["Resource"]}  # fmt: skip
+    assert prefixes == written
+    assert statements["PublishAlerts"] == {"Sid": "PublishAlerts", "Effect": "Allow", "Action": "sns:Publish",
+                                           "Resource": {"Ref": "AlertsTopic"}}  # fmt: skip
+    job = next(j for j in resources("AWS::Glue::Job").values() if "detect" in resolve(j["Name"]))
+    assert job["DefaultArguments"]["--alerts_topic_arn"] == {"Ref": "AlertsTopic"}
+    (trigger,) = [t for t in resources("AWS::Glue::Trigger").values() if t["Type"] == "CONDITIONAL"]
+    assert trigger["Predicate"]["Conditions"][0]["JobName"] == {"Ref": "BuildForecastInputsJob"}
+    assert trigger["Actions"] == [{"JobName": {"Ref": "DetectDemandAnomaliesJob"}}]
+
+    iam_tf = hcl2.load((TERRAFORM / "iam.tf").open())
+    (glue,) = [
+        b["aws_iam_policy_document"]["glue"] for b in iam_tf["data"] if "glue" in b.get("aws_iam_policy_document", {})
+    ]
+    tf_statements = {_one(s["sid"]): s for s in glue["statement"]}
+    tf_write = tf_statements["WriteAnomaliesAndAlerts"]["resources"]
+    assert all(p in str(tf_write) for p in written) and "analysis" in str(tf_write)
+    assert _one(tf_statements["PublishAlerts"]["resources"]) == ["${aws_sns_topic.alerts.arn}"]
+    assert tf_render(_one(terraform()["resource"]["aws_sns_topic"]["alerts"]["name"])) == NAMES.alerts_topic
