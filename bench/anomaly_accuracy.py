@@ -45,7 +45,7 @@ class Event:
 
 def generator_demand(seed: int = SEED, items: int = 60) -> pd.DataFrame:
     """Daily demand per item over two years of generated sales (zeros filled): series, ds, y, explained (the item's
-    promotion days and the days no store sold anything)."""
+    promotion days, the days from its discontinuation on and the days no store sold anything)."""
     data = generate(GeneratorConfig(seed=seed, stores=3, items=items, days=728))
     drop = {label.line for label in data.labels if label.expected != "clean"}
     events = pd.DataFrame([e for i, e in enumerate(data.events) if i not in drop])
@@ -57,6 +57,10 @@ def generator_demand(seed: int = SEED, items: int = 60) -> pd.DataFrame:
                 for day in pd.date_range(pd.Timestamp(row.starts_at).tz_localize(None).normalize(),
                                          pd.Timestamp(row.ends_at).tz_localize(None).normalize())}  # fmt: skip
     frame["explained"] = [key in promoted for key in zip(frame["series"], frame["ds"], strict=True)]
+    delisted = {row.item_id: pd.Timestamp(row.event_time).tz_localize(None).normalize()
+                for row in events[events["event_type"] == "product"].itertuples() if row.status == "discontinued"}  # fmt: skip
+    since = frame["series"].map(delisted).to_numpy(dtype="datetime64[ns]")
+    frame["explained"] |= ~np.isnat(since) & (frame["ds"].to_numpy() >= since)  # as the pipeline's product events
     return _closed_days(frame)
 
 

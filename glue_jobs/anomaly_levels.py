@@ -4,24 +4,24 @@ the company, each with the series one level below that moved it most.
 The bottom series are scored first (glue_jobs/demand_anomalies.py). A promotion's or a holiday's lift is taken out of
 the bottom's demand before it is summed to the levels above (a period marked explained counts at most its expected
 demand), so a promoted item does not make its category an anomaly; days on which nothing sold anywhere are explained
-at every level. The levels and their nodes are the coherent totals' hierarchy (forecast_orchestrator/reconcile.py).
+at every level. A discontinued item's periods from its discontinuation on are explained, and the levels above are
+judged on the items still listed (a delisting is not a drop of its category). The levels and their nodes are the coherent totals' hierarchy (forecast_orchestrator/reconcile.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from forecast_orchestrator import reconcile
-from forecast_orchestrator.series import ForecastInputs
+from forecast_orchestrator.series import ForecastInputs, split_unique_id
 from forecast_orchestrator.totals import bottom_series
 from glue_jobs.demand_anomalies import AnomalyConfig, episodes, score_series
 
-Scorer = Callable[[pd.DataFrame, AnomalyConfig], pd.DataFrame]
 # A node's contributors are its members one level down (the total's are its categories).
 CHILD_LEVEL = {"total": "category", "category": "item", "store": "item_store", "item": "item_store"}
 TOP_CONTRIBUTORS = 3
@@ -36,13 +36,22 @@ class Detection:
     scored: pd.DataFrame  # series (node_id), ds, y, expected, lower, upper, score, run, deviation: every node's periods
 
 
-def bottom_frame(inputs: ForecastInputs) -> pd.DataFrame:
-    """The bottom series to score: series (unique_id), ds, y, explained (a promotion, a holiday, a day nothing sold)."""
+def bottom_frame(inputs: ForecastInputs, discontinued: Mapping[str, pd.Timestamp]) -> pd.DataFrame:
+    """The bottom series to score: series (unique_id), ds, y, explained (a promotion, a holiday, a day nothing sold,
+    a period from the item's discontinuation on)."""
     target = inputs.target
     frame = pd.DataFrame({"series": target["unique_id"], "ds": target["ds"], "y": target["y"].astype(float)})
     frame["explained"] = (target["promotion_flag"] > 0).to_numpy() | (target["holiday_flag"] > 0).to_numpy()
     frame["explained"] |= frame.groupby("ds")["y"].transform("sum").to_numpy() == 0
+    if discontinued:
+        items = split_unique_id(frame[["series"]].rename(columns={"series": "unique_id"}), _with_location(inputs))
+        since = items["item_id"].map(discontinued).to_numpy(dtype="datetime64[ns]")
+        frame["explained"] |= ~np.isnat(since) & (frame["ds"].to_numpy() >= since)
     return frame
+
+
+def _with_location(inputs: ForecastInputs) -> bool:
+    return bool(inputs.manifest.get("with_location", False))
 
 
 def anomaly_id(series: str, direction: str, first: pd.Timestamp) -> str:
@@ -50,23 +59,31 @@ def anomaly_id(series: str, direction: str, first: pd.Timestamp) -> str:
 
 
 def detect(
-    inputs: ForecastInputs, config: AnomalyConfig, since: pd.Timestamp | None = None, scorer: Scorer = score_series
+    inputs: ForecastInputs,
+    config: AnomalyConfig,
+    since: pd.Timestamp | None = None,
+    discontinued: Mapping[str, pd.Timestamp] | None = None,
 ) -> Detection:
-    """The anomalies of every node that end at or after `since` (all when None). `scorer` scores a frame of series
-    (score_series; the Glue job passes one that runs it on Spark, per series)."""
-    bottom = bottom_frame(inputs)
-    tree = reconcile.hierarchy(bottom_series(inputs), bool(inputs.manifest.get("with_location", False)))
+    """The anomalies of every node that end at or after `since` (all when None); `discontinued`: item -> the day it
+    was delisted."""
+    discontinued = discontinued or {}
+    bottom = bottom_frame(inputs, discontinued)
+    tree = reconcile.hierarchy(bottom_series(inputs), _with_location(inputs))
     rows = tree.bottom_rows()
     node_of = dict(zip(tree.bottom_ids[tree.summing[rows].indices], tree.nodes["node_id"].iloc[rows], strict=True))
 
-    scored_bottom = scorer(bottom, config).merge(bottom[["series", "ds", "explained"]], on=["series", "ds"])
+    scored_bottom = score_series(bottom, config).merge(bottom[["series", "ds", "explained"]], on=["series", "ds"])
     lifted = scored_bottom["explained"] & scored_bottom["expected"].notna()
     used = np.where(lifted, np.minimum(scored_bottom["y"], scored_bottom["expected"]), scored_bottom["y"])
     scored_bottom = scored_bottom.assign(used=used).drop(columns="explained")
 
     periods = np.sort(bottom["ds"].unique())
     wide = scored_bottom.pivot_table(index="series", columns="ds", values="used", aggfunc="sum")
-    wide = wide.reindex(index=tree.bottom_ids, columns=periods).fillna(0.0).to_numpy(float)
+    wide = wide.reindex(index=tree.bottom_ids, columns=periods).fillna(0.0)
+    listed = ~split_unique_id(wide.index.to_frame(name="unique_id"), _with_location(inputs))["item_id"].isin(
+        set(discontinued)
+    )
+    wide = wide.to_numpy(float) * listed.to_numpy()[:, None]
     upper = np.setdiff1d(np.arange(len(tree.nodes)), rows)
     sums = np.asarray(tree.summing[upper] @ wide)
     explained = bottom.groupby("ds")["explained"].all() | inputs.target.groupby("ds")["holiday_flag"].max().gt(0)
@@ -76,7 +93,7 @@ def detect(
         "y": sums.ravel(),
         "explained": np.tile(explained.reindex(periods).fillna(False).to_numpy(bool), len(upper)),
     })  # fmt: skip
-    scored_upper = scorer(upper_frame, config).assign(used=lambda f: f["y"])
+    scored_upper = score_series(upper_frame, config).assign(used=lambda f: f["y"])
     scored_bottom["series"] = scored_bottom["series"].map(node_of)
     scored = pd.concat([scored_bottom, scored_upper], ignore_index=True)
     scored["deviation"] = scored["used"] - scored["expected"]

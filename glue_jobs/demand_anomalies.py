@@ -180,7 +180,9 @@ def episodes(scored: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
     period flagged: scores use only the past, so later data never moves it (an anomaly's identity across runs)."""
     flagged = scored[np.abs(scored["score"]) >= config.threshold].copy()
     if flagged.empty:
-        return flagged.assign(direction=[], severity=[], start=[], end=[], first=[])
+        days = pd.Series(dtype="datetime64[ns]")
+        return flagged.assign(direction=pd.Series(dtype=object), severity=pd.Series(dtype=int), start=days, end=days,
+                              first=days)  # fmt: skip
     flagged["direction"] = np.where(flagged["score"] > 0, "spike", "drop")
     step = pd.Timedelta(days=1 if config.frequency == "D" else 7)
     flagged = flagged.sort_values(["series", "ds"])

@@ -6,7 +6,8 @@ Runs unchanged on Glue 5.0 and local PySpark:
          --alerts_topic_arn arn:aws:sns:... --prefix demand --runtime local]
 
 It runs after each build (on AWS a Glue trigger on build_forecast_inputs' success), on the build's target, related and
-metadata datasets: the demand that trains the forecasts, so an anomaly here is one a planner's forecast feels. Output:
+metadata datasets: the demand that trains the forecasts, so an anomaly here is one a planner's forecast feels (and on
+the landed product events: a discontinued item's drop is explained). Output:
 `demand-anomalies/run_date=<window end>/run=<build>/` in the analysis bucket, replaced as a whole on a re-run, with the
 anomalies that end in the last `lookback` periods (earlier ones were reported by earlier builds). Feedback marking an
 anomaly as expected fills `suppressed_by`. Then the alert rules run over them and over the outlier split's share of
@@ -24,13 +25,14 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from alerts.delivery import deliver, feedback
 from alerts.rules import DEFAULT_RULES, AlertRule, demand_alerts, outlier_rate_alerts, parse_rules, suppressions
 from core.object_store import object_store
 from core.settings import Settings
-from core.tables import DEMAND_ANOMALIES, OUTLIERS, SALES
+from core.tables import DEMAND_ANOMALIES, OUTLIERS, PRODUCTS, SALES
 from forecast_orchestrator.series import load_inputs
 from forecast_orchestrator.workflow import input_manifests
 from glue_jobs.anomaly_levels import detect
@@ -85,6 +87,17 @@ def outlier_rates(spark, settings: Settings, since: pd.Timestamp, until: pd.Time
     return frame[["day", "lines", "outliers"]].astype({"lines": int, "outliers": int})
 
 
+def discontinued_items(spark, settings: Settings) -> dict[str, pd.Timestamp]:
+    """item -> the day of its discontinuation, for the items whose latest product event says discontinued."""
+    products, _ = read_landed(spark, object_store(settings), settings, PRODUCTS)
+    if products is None:
+        return {}
+    latest = Window.partitionBy("item_id").orderBy(F.col("event_time").desc(), F.col("event_id").desc())
+    rows = (products.withColumn("rank", F.row_number().over(latest)).where("rank = 1 AND status = 'discontinued'")
+            .select("item_id", F.to_date("event_time").alias("day")).collect())  # fmt: skip
+    return {row["item_id"]: pd.Timestamp(row["day"]) for row in rows}
+
+
 def _parquet(frame: pd.DataFrame) -> bytes:
     columns = DEMAND_ANOMALIES.contract.names
     frame = frame.copy()
@@ -115,7 +128,7 @@ def run(spark, settings: Settings, manifest_key: str | None = None, lookback: in
     periods = lookback or settings.anomaly.lookback or DEFAULT_LOOKBACK[inputs.frequency]
     last = inputs.target["ds"].max()
     since = last - pd.Timedelta(days=(periods - 1) * (1 if inputs.frequency == "D" else 7))
-    found = detect(inputs, config, since).anomalies
+    found = detect(inputs, config, since, discontinued_items(spark, settings)).anomalies
     found["suppressed_by"] = suppressions(found, feedback(settings))
 
     run_id = manifest_key.rstrip("/").split("/")[-2]

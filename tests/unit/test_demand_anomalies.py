@@ -91,3 +91,17 @@ def test_every_level_is_judged_and_a_category_drop_names_the_item_that_caused_it
     assert found["anomaly_id"].is_unique
     again = detect(inputs, AnomalyConfig(), since=pd.Timestamp("2024-05-01")).anomalies
     pd.testing.assert_frame_equal(found, again)  # deterministic
+
+
+def test_a_discontinued_item_stopping_is_neither_its_anomaly_nor_its_categorys():
+    from glue_jobs.anomaly_levels import detect
+
+    inputs = _inputs()
+    target = inputs.target
+    delisted = (target["unique_id"] == "K2") & (target["ds"] >= "2024-07-01")
+    target.loc[delisted, "y"] = 0.0
+    since = pd.Timestamp("2024-06-01")
+    unexplained = detect(inputs, AnomalyConfig(), since).anomalies
+    assert {"item=K2", "category=Kitchen"} <= set(unexplained["series"])  # without the product event: drops
+    found = detect(inputs, AnomalyConfig(), since, discontinued={"K2": pd.Timestamp("2024-07-01")}).anomalies
+    assert not found["series"].isin(["item=K2", "category=Kitchen", "total"]).any()
