@@ -63,8 +63,10 @@ def generator_demand(seed: int = SEED, items: int = 60) -> pd.DataFrame:
                 for day in pd.date_range(pd.Timestamp(row.starts_at).tz_localize(None).normalize(),
                                          pd.Timestamp(row.ends_at).tz_localize(None).normalize())}  # fmt: skip
     frame["explained"] = [key in promoted for key in zip(frame["series"], frame["ds"], strict=True)]
-    delisted = {row.item_id: pd.Timestamp(row.event_time).tz_localize(None).normalize()
-                for row in events[events["event_type"] == "product"].itertuples() if row.status == "discontinued"}  # fmt: skip
+    products = events[(events["event_type"] == "product") & (events["status"] == "discontinued")]
+    delisted = {
+        row.item_id: pd.Timestamp(row.event_time).tz_localize(None).normalize() for row in products.itertuples()
+    }
     since = frame["series"].map(delisted).to_numpy(dtype="datetime64[ns]")
     frame["explained"] |= ~np.isnat(since) & (frame["ds"].to_numpy() >= since)  # as the pipeline's product events
     return _closed_days(frame)
