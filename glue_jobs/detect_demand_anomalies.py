@@ -98,7 +98,8 @@ def discontinued_items(spark, settings: Settings) -> dict[str, pd.Timestamp]:
     return {row["item_id"]: pd.Timestamp(row["day"]) for row in rows}
 
 
-def _parquet(frame: pd.DataFrame) -> bytes:
+def anomalies_parquet(frame: pd.DataFrame) -> bytes:
+    """The rows of the demand_anomalies table as one parquet file of its contract's schema."""
     columns = DEMAND_ANOMALIES.contract.names
     frame = frame.copy()
     for field in DEMAND_ANOMALIES.contract.fields:
@@ -140,7 +141,7 @@ def run(spark, settings: Settings, manifest_key: str | None = None, lookback: in
     partition = f"{DEMAND_ANOMALIES.prefix}/run_date={run_date}/run={run_id}/"
     for key in list(store.list(out_bucket, partition)):
         store.delete(out_bucket, key)
-    store.put(out_bucket, partition + "part-00000.parquet", _parquet(found))
+    store.put(out_bucket, partition + "part-00000.parquet", anomalies_parquet(found))
     register_partition(settings, DEMAND_ANOMALIES, [run_date, run_id], partition)
 
     rates = outlier_rates(spark, settings, since, pd.Timestamp(inputs.manifest["window_end"]))

@@ -225,3 +225,66 @@ def test_the_report_opens_offline_and_draws_the_runs_charts(settings, browser, t
     assert (tmp_path / "report.png").stat().st_size > 20_000
     assert requests == []  # nothing fetched from anywhere
     context.close()
+
+
+def _write_anomalies(settings) -> None:
+    """A detection's demand_anomalies table, as the detect job lands it: a drop of B, a spike of A, a drop of a
+    category."""
+    import pandas as pd
+
+    from core.object_store import object_store
+    from core.tables import DEMAND_ANOMALIES, write_local_catalog
+    from glue_jobs.detect_demand_anomalies import anomalies_parquet
+
+    def row(anomaly_id, level, series, item, category, direction, start, end, severity, actual, expected):
+        return {"anomaly_id": anomaly_id, "run_id": "2024-01-22-abc", "detected_at": pd.Timestamp("2024-01-22"),
+                "frequency": "W", "level": level, "series": series, "item_id": item, "location": None,
+                "category": category, "direction": direction, "start_date": pd.Timestamp(start),
+                "end_date": pd.Timestamp(end), "peak_date": pd.Timestamp(end), "periods": 1, "actual": actual,
+                "expected": expected, "lower": 0.0, "upper": expected * 2, "excess_units": actual - expected,
+                "score": 4.0 * severity / (100 - severity), "severity": severity,
+                "contributors": "item=B -6 (100%)" if level == "category" else None, "suppressed_by": None}  # fmt: skip
+
+    frame = pd.DataFrame([
+        row("b-drop", "item", "item=B", "B", "snacks", "drop", "2024-01-15", "2024-01-15", 80, 0.0, 6.0),
+        row("a-spike", "item", "item=A", "A", "snacks", "spike", "2024-01-08", "2024-01-08", 70, 6.0, 1.5),
+        row("snacks-drop", "category", "category=snacks", None, "snacks", "drop", "2024-01-15", "2024-01-15", 55,
+            5.0, 11.0),
+    ])  # fmt: skip
+    store = object_store(settings)
+    key = f"{DEMAND_ANOMALIES.prefix}/run_date=2024-01-22/run=2024-01-22-abc/part-00000.parquet"
+    store.put(settings.names.bucket(DEMAND_ANOMALIES.bucket_role), key, anomalies_parquet(frame))
+    write_local_catalog(settings)
+
+
+def test_the_anomalies_table_ranks_by_severity_filters_marks_the_chart_and_orders_the_products(
+    settings, base_url, page, tmp_path
+):
+    """Last in the module: the other tests see no anomalies. The table lists the detection most severe first and
+    narrows by level and severity; the opened item's chart shades its anomaly; ordering by anomaly puts B first; a
+    click on B's row charts B."""
+    _write_anomalies(settings)
+    page.goto(base_url + "/")
+    page.wait_for_selector("#anomalies[data-rows='3']")
+    rows = page.locator("#anomalies tr[data-anomaly]")
+    assert [rows.nth(i).get_attribute("data-anomaly") for i in range(3)] == ["b-drop", "a-spike", "snacks-drop"]
+    assert rows.nth(2).locator("td").all_inner_texts()[-2] == "item=B -6 (100%)"
+    page.wait_for_selector("#chart[data-item='A'] rect.anomaly[data-anomaly='a-spike']", state="attached")
+    shade = page.locator("#chart rect.anomaly").bounding_box()
+    assert shade and 0 < shade["width"] < 400  # one week of a three-week history
+    page.screenshot(path=str(tmp_path / "anomalies.png"), full_page=True)
+    assert (tmp_path / "anomalies.png").stat().st_size > 10_000
+    page.select_option("#anomalylevel", "category")
+    page.wait_for_selector("#anomalies[data-rows='1']")
+    page.select_option("#anomalylevel", "")
+    page.fill("#minseverity", "75")
+    page.dispatch_event("#minseverity", "change")
+    page.wait_for_selector("#anomalies[data-rows='1'] tr[data-anomaly='b-drop']")
+    page.select_option("#order", "severity")
+    page.wait_for_selector("#chart[data-item='B']")
+    assert page.locator("#item option").first.inner_text().endswith("anomaly 80)")
+    page.select_option("#order", "units")
+    page.wait_for_selector("#chart[data-item='A']")
+    page.click("#anomalies tr[data-anomaly='b-drop']")
+    page.wait_for_selector("#chart[data-item='B']")
+    assert page.inner_text("#err") == ""
