@@ -9,7 +9,7 @@ Each chart carries its data on its elements (`data-*`), so a test or a reader's 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from html import escape
 from typing import Any
 
@@ -135,6 +135,24 @@ def accuracy_chart(metrics: list[dict]) -> str:
     wape = {(str(r["model"]), str(r["window"])): float(r["WAPE"]) for r in rows}
     return _bars("accuracy", "WAPE by model and backtest window", models, [f"window {w}" for w in windows],
                  lambda m, w: wape.get((m, w.removeprefix("window "))), "WAPE", stacked=False)  # fmt: skip
+
+
+def anomalies_chart(anomalies: list[dict]) -> str:
+    """`anomalies`: rows of latest_anomalies: stacked bars of the anomalies starting each week, by level and
+    direction (a category's drops beside its items' spikes)."""
+
+    def week(row: dict) -> str:
+        start = date.fromisoformat(str(row["start_date"])[:10])
+        return (start - timedelta(days=start.weekday())).isoformat()
+
+    counts: dict[tuple[str, str], float] = {}
+    for row in anomalies:
+        key = (week(row), f"{row['level']} {row['direction']}")
+        counts[key] = counts.get(key, 0.0) + 1.0
+    weeks = sorted({w for w, _ in counts})
+    kinds = sorted({k for _, k in counts})
+    return _bars("anomalies", "demand anomalies per week by level and direction", weeks, kinds,
+                 lambda w, k: counts.get((w, k)), "anomalies", stacked=True)  # fmt: skip
 
 
 def outliers_chart(weekly: list[dict]) -> str:

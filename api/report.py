@@ -1,6 +1,6 @@
 """`demand report`: a static HTML page of the latest run that opens offline: the biggest items' history, forecast band
 and outliers as charts (api/charts.py), accuracy by model and backtest window, outliers over time by reason code,
-and the tables behind them."""
+the latest detection's demand anomalies per week, and the tables behind them."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from core.object_store import object_store
 from core.settings import Settings
 
 CHARTED_ITEMS = 6  # the items with the most forecast units get a history chart each
+ANOMALIES_LISTED = 1000  # the most severe anomalies of the latest detection behind the chart
+ANOMALIES_SHOWN = 20  # ... and in the table
+ANOMALY_COLUMNS = ["severity", "direction", "level", "series", "start_date", "end_date", "actual", "expected",
+                   "excess_units", "contributors", "suppressed_by"]  # fmt: skip
 
 STYLE = (
     """body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
@@ -74,6 +78,7 @@ def build_report(settings: Settings, query: QueryLayer | None = None) -> tuple[s
     latest = accuracy[0] if accuracy else None
     metrics = _run_metrics(settings, latest["run_id"]) if latest else []
     weekly = layer.outliers_by_week()
+    anomalies = layer.anomalies(limit=ANOMALIES_LISTED)
     items_html, charted = _item_charts(layer, layer.items()) if latest else ("", [])
     figures: dict[str, Any] = {
         "latest_run": latest,
@@ -83,6 +88,7 @@ def build_report(settings: Settings, query: QueryLayer | None = None) -> tuple[s
         "outliers_by_week": weekly,
         "widest_items": layer.widest_items(),
         "outliers_by_code": layer.outliers_by_code(),
+        "anomalies": anomalies,
     }
     title = f"Forecast run {latest['run_id']}" if latest else "No forecast run yet"
     html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
@@ -98,6 +104,11 @@ def build_report(settings: Settings, query: QueryLayer | None = None) -> tuple[s
 {_table(accuracy, ["run_id", "run_started_at", "backend", "predictor_id", "avg_wql", "wape", "items"])}
 <h2>Outliers per week by reason code</h2>
 {charts.outliers_chart(weekly) if weekly else "<p><em>none</em></p>"}
+<h2>Demand anomalies of the latest detection</h2>
+<p>Per week of their start, by level and direction; the table: the {ANOMALIES_SHOWN} most severe (severity 50 is the
+threshold; contributors: the series one level below that moved it most).</p>
+{charts.anomalies_chart(anomalies) if anomalies else "<p><em>none: `demand anomalies detect` judges a dataset build</em></p>"}
+{_table(anomalies[:ANOMALIES_SHOWN], ANOMALY_COLUMNS) if anomalies else ""}
 <h2>Outliers by reason code</h2>
 {_table(figures["outliers_by_code"], ["outlier_code", "outliers", "items"])}
 <h2>Widest forecasts (mean p90 - p10) in the latest run</h2>

@@ -288,3 +288,19 @@ def test_the_anomalies_table_ranks_by_severity_filters_marks_the_chart_and_order
     page.click("#anomalies tr[data-anomaly='b-drop']")
     page.wait_for_selector("#chart[data-item='B']")
     assert page.inner_text("#err") == ""
+
+    from typer.testing import CliRunner
+
+    from demand.cli import app as cli
+
+    out = tmp_path / "report.html"  # the report's anomalies: per week by level and direction, and the table
+    env = {"DEMAND_DATA_ROOT": str(settings.data_root), "DEMAND_PREFIX": settings.prefix}
+    result = CliRunner().invoke(cli, ["--endpoint-url", settings.endpoint_url, "report", "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    page.goto(out.as_uri())
+    bars = page.locator("svg[data-chart='anomalies'] rect[data-series]")
+    drawn = {(bars.nth(i).get_attribute("data-group"), bars.nth(i).get_attribute("data-series"),
+              bars.nth(i).get_attribute("data-value")) for i in range(bars.count())}  # fmt: skip
+    assert drawn == {("2024-01-15", "item drop", "1"), ("2024-01-08", "item spike", "1"),
+                     ("2024-01-15", "category drop", "1")}  # fmt: skip
+    assert "item=B -6 (100%)" in page.inner_text("body")
