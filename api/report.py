@@ -91,6 +91,11 @@ def build_report(settings: Settings, query: QueryLayer | None = None) -> tuple[s
         "anomalies": anomalies,
     }
     title = f"Forecast run {latest['run_id']}" if latest else "No forecast run yet"
+    anomalies_html = (
+        charts.anomalies_chart(anomalies) + _table(anomalies[:ANOMALIES_SHOWN], ANOMALY_COLUMNS)
+        if anomalies
+        else "<p><em>none: `demand anomalies detect` judges a dataset build</em></p>"
+    )
     html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{STYLE}</style></head><body>
 <h1>{escape(title)}</h1>
@@ -107,8 +112,7 @@ def build_report(settings: Settings, query: QueryLayer | None = None) -> tuple[s
 <h2>Demand anomalies of the latest detection</h2>
 <p>Per week of their start, by level and direction; the table: the {ANOMALIES_SHOWN} most severe (severity 50 is the
 threshold; contributors: the series one level below that moved it most).</p>
-{charts.anomalies_chart(anomalies) if anomalies else "<p><em>none: `demand anomalies detect` judges a dataset build</em></p>"}
-{_table(anomalies[:ANOMALIES_SHOWN], ANOMALY_COLUMNS) if anomalies else ""}
+{anomalies_html}
 <h2>Outliers by reason code</h2>
 {_table(figures["outliers_by_code"], ["outlier_code", "outliers", "items"])}
 <h2>Widest forecasts (mean p90 - p10) in the latest run</h2>
