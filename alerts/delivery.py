@@ -122,7 +122,7 @@ def sent_alerts(settings: Settings) -> list[dict]:
     store = object_store(settings)
     bucket = settings.names.bucket("analysis")
     states = [json.loads(store.get(bucket, key)) for key in store.list(bucket, SENT_PREFIX) if key.endswith(".json")]
-    return sorted(states, key=lambda s: s["updated_at"], reverse=True)
+    return sorted(states, key=lambda s: (s["updated_at"], s["alert"]["alert_id"]), reverse=True)
 
 
 def record_feedback(settings: Settings, anomaly: dict, note: str = "") -> dict:

@@ -43,7 +43,8 @@ class AlertRule(BaseModel):
 
 
 DEFAULT_RULES = (
-    AlertRule(name="demand-anomalies", metric="demand", min_severity=60),
+    AlertRule(name="demand-totals", metric="demand", levels=("total", "category", "store"), min_severity=50),
+    AlertRule(name="demand-items", metric="demand", levels=("item", "item_store"), min_severity=60),
     AlertRule(name="outlier-rate", metric="outlier_rate", max_rate=0.05),
 )
 _RULES = TypeAdapter(list[AlertRule])

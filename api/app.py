@@ -10,12 +10,15 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.delivery import record_feedback
+from alerts.rules import SEVERITY_MARGIN
 from api import stock_table
 from api.cache import ForecastCache
 from api.queries import QueryLayer, no_totals
 from api.stock import NoForecast, StockError, project
-from core.contracts import HIERARCHY_LEVELS
+from core.contracts import ANOMALY_DIRECTIONS, HIERARCHY_LEVELS
 from core.object_store import object_store
 from core.settings import Settings
 from forecast_orchestrator.drivers import drivers
@@ -28,6 +31,15 @@ PAGE = Path(__file__).parent / "static" / "index.html"
 
 ItemId = Annotated[str, PathParam(pattern=ID_PATTERN, description="product id, e.g. item-001")]
 Level = Literal[HIERARCHY_LEVELS]  # type: ignore[valid-type]
+Direction = Literal[ANOMALY_DIRECTIONS]  # type: ignore[valid-type]
+
+
+class Feedback(BaseModel):
+    """Why a demand anomaly was expected (a school's yearly order, a planned closure)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field("", max_length=1000, description="why the anomaly was expected")
 
 
 def create_app(
@@ -194,6 +206,36 @@ def create_app(
         if not rows:
             raise HTTPException(404, no_totals(level, key))
         return {"level": level, "rows": rows, "accuracy": layer.totals_accuracy()}
+
+    @app.get("/anomalies", dependencies=guarded, responses=denied, tags=["anomalies"])
+    def anomalies(
+        level: Annotated[Level | None, Query(description="total, category, store, item or item_store")] = None,
+        min_severity: Annotated[int, Query(ge=0, le=100, description="the least severity (50: the threshold)")] = 0,
+        direction: Annotated[Direction | None, Query(description="spike or drop")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> dict:
+        """The latest detection's demand anomalies, most severe first: direction, span, expected band,
+        contributors and `suppressed_by` (the feedback that marked the pattern as expected)."""
+        return {"rows": layer.anomalies(level, min_severity, direction, limit)}
+
+    @app.post(
+        "/anomalies/{anomaly_id}/feedback",
+        dependencies=guarded,
+        responses={**denied, 404: {"description": "no anomaly of that id in the latest detection"}},
+        tags=["anomalies"],
+        description="Mark an anomaly as expected (with a note); answers the stored feedback. From the next detection "
+        f"on, the anomalies of its pattern (the same series and direction, up to {SEVERITY_MARGIN} severity points "
+        "above it) carry `suppressed_by` and alert no more.",
+    )
+    def anomaly_feedback(
+        anomaly_id: Annotated[str, PathParam(pattern=ID_PATTERN, description="an anomaly_id of GET /anomalies")],
+        body: Feedback | None = None,
+    ) -> dict:
+        """Record the feedback on one anomaly of the latest detection (the description above says what it does)."""
+        found = layer.anomaly(anomaly_id)
+        if found is None:
+            raise HTTPException(404, f"no anomaly {anomaly_id!r} in the latest detection: GET /anomalies lists them")
+        return record_feedback(settings, found, body.note if body else "")
 
     @app.get("/overview", dependencies=guarded, responses=denied, tags=["overview"])
     def overview() -> dict:

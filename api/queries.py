@@ -12,11 +12,14 @@ from typing import Any
 from sqlglot import exp
 
 from core.aws import client
+from core.contracts import ANOMALY_DIRECTIONS, DEMAND_ANOMALY, HIERARCHY_LEVELS
 from core.settings import Settings
 from query.engine import run_athena, run_local
 
 NUMERIC = {"p10", "p50", "p90", "demand", "quantity", "unit_price", "outlier_score", "avg_wql", "wape", "outliers",
-           "items", "forecast_rows", "band_width"}  # fmt: skip
+           "items", "forecast_rows", "band_width", "actual", "expected", "lower", "upper", "excess_units",
+           "score"}  # fmt: skip
+WHOLE = {"severity", "periods"}  # counts and grades: ints, as DuckDB returns them
 
 
 def literal(value: str) -> str:
@@ -26,8 +29,11 @@ def literal(value: str) -> str:
 def _plain(column: str, value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
-    if column in NUMERIC and isinstance(value, str):  # Athena returns every value as text
-        return float(value)
+    if isinstance(value, str):  # Athena returns every value as text
+        if column in NUMERIC:
+            return float(value)
+        if column in WHOLE:
+            return int(value)
     return value
 
 
@@ -136,3 +142,29 @@ class QueryLayer:
             f"max(outlier_count) AS outlier_count FROM {self.db}.latest_forecast "
             f"GROUP BY item_id ORDER BY 3 DESC, item_id LIMIT {int(limit)}"
         )
+
+    def anomalies(
+        self, level: str | None = None, min_severity: int = 0, direction: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """The latest detection's demand anomalies (of one level and direction when given), most severe first."""
+        if level is not None and level not in HIERARCHY_LEVELS:
+            raise ValueError(f"level {level!r}: expected one of {', '.join(HIERARCHY_LEVELS)}")
+        if direction is not None and direction not in ANOMALY_DIRECTIONS:
+            raise ValueError(f"direction {direction!r}: expected one of {', '.join(ANOMALY_DIRECTIONS)}")
+        where = [f"severity >= {int(min_severity)}"]
+        if level is not None:
+            where.append(f"level = {literal(level)}")
+        if direction is not None:
+            where.append(f"direction = {literal(direction)}")
+        return self.rows(
+            f"SELECT {', '.join(DEMAND_ANOMALY.names)} FROM {self.db}.latest_anomalies WHERE {' AND '.join(where)} "
+            f"ORDER BY severity DESC, start_date DESC, anomaly_id LIMIT {int(limit)}"
+        )
+
+    def anomaly(self, anomaly_id: str) -> dict[str, Any] | None:
+        """One anomaly of the latest detection by its id, or None when that detection has no such anomaly."""
+        rows = self.rows(
+            f"SELECT {', '.join(DEMAND_ANOMALY.names)} FROM {self.db}.latest_anomalies "
+            f"WHERE anomaly_id = {literal(anomaly_id)}"
+        )
+        return rows[0] if rows else None

@@ -11,6 +11,7 @@ import typer
 
 from core.settings import Settings
 from demand.commands import (
+    anomalies,
     backfill,
     flink,
     forecast,
@@ -54,6 +55,7 @@ COMMANDS: list[tuple[typer.Typer, str | None]] = [
     (stock.app, None),
     (whatif.app, None),
     (totals.app, None),
+    (anomalies.app, "anomalies"),
     (schemas.app, "schemas"),
 ]
 

@@ -5,7 +5,8 @@ The bottom series are scored first (glue_jobs/demand_anomalies.py). A promotion'
 the bottom's demand before it is summed to the levels above (a period marked explained counts at most its expected
 demand), so a promoted item does not make its category an anomaly; days on which nothing sold anywhere are explained
 at every level. A discontinued item's periods from its discontinuation on are explained, and the levels above are
-judged on the items still listed (a delisting is not a drop of its category). The levels and their nodes are the coherent totals' hierarchy (forecast_orchestrator/reconcile.py).
+judged on the items still listed (a delisting is not a drop of its category). The levels and their nodes are the
+coherent totals' hierarchy (forecast_orchestrator/reconcile.py).
 """
 
 from __future__ import annotations

@@ -29,7 +29,15 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from alerts.delivery import deliver, feedback
-from alerts.rules import DEFAULT_RULES, AlertRule, demand_alerts, outlier_rate_alerts, parse_rules, suppressions
+from alerts.rules import (
+    DEFAULT_RULES,
+    AlertRule,
+    RuleError,
+    demand_alerts,
+    outlier_rate_alerts,
+    parse_rules,
+    suppressions,
+)
 from core.object_store import object_store
 from core.settings import Settings
 from core.tables import DEMAND_ANOMALIES, OUTLIERS, PRODUCTS, SALES
@@ -61,7 +69,10 @@ def load_rules(settings: Settings) -> tuple[AlertRule, ...]:
             text = open(where, encoding="utf-8").read()  # noqa: SIM115 (read whole)
         except OSError as exc:
             raise DetectError(f"alert rules {where}: {exc.strerror}") from None
-    return parse_rules(text, where)
+    try:
+        return parse_rules(text, where)
+    except RuleError as exc:
+        raise DetectError(str(exc)) from None
 
 
 def outlier_rates(spark, settings: Settings, since: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:

@@ -83,15 +83,16 @@ GROUP BY run_id, level
     ),
     NamedQuery(
         "latest_anomalies",
-        "The newest detection's demand anomalies of every level, most severe first: direction, span, expected band,"
-        " contributors, and whether feedback marked the pattern as expected.",
+        "The demand anomalies of every level of the newest build's detection (by its window end; of two detections of"
+        " a build, the later): direction, span, expected band, contributors, whether feedback marked the pattern as"
+        " expected.",
         """
 CREATE OR REPLACE VIEW {db}.latest_anomalies AS
 SELECT anomaly_id, run_id, detected_at, frequency, level, series, item_id, location, category, direction, start_date,
        end_date, peak_date, periods, actual, expected, lower, upper, excess_units, score, severity, contributors,
        suppressed_by
 FROM {db}.demand_anomalies
-WHERE run_id = (SELECT max_by(run_id, detected_at) FROM {db}.demand_anomalies)
+WHERE run_id = (SELECT run_id FROM {db}.demand_anomalies ORDER BY run_date DESC, detected_at DESC LIMIT 1)
 """,
     ),
     NamedQuery(

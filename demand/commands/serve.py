@@ -19,7 +19,7 @@ def serve(
     ),
     cache_ttl: int = typer.Option(3600, min=1, help="Seconds a cached forecast lives in DynamoDB."),
 ) -> None:
-    """Serve GET /items/{id}/forecast, /outliers, /overview, /health, the OpenAPI docs (/docs) and the page (/)."""
+    """Serve GET /items/{id}/forecast, /outliers, /anomalies, /overview, /health, the OpenAPI docs (/docs), the page."""
     import uvicorn
 
     from api.app import create_app

@@ -48,7 +48,7 @@ def test_rules_pick_anomalies_by_level_direction_dimension_and_severity():
     assert garden.message.startswith("demand drop in category=Garden 2024-07-01 to 2024-07-07: 0 against 12.5")
     assert "moved most by item=A -80 (100%)" in garden.message and garden.severity == 62
     assert demand_alerts(frame, rules)[0].alert_id == alerts[0].alert_id  # the same anomaly, the same alert
-    assert [a.subject for a in demand_alerts(frame, DEFAULT_RULES)] == ["a1", "a2"]  # severity 60 and up
+    assert [a.subject for a in demand_alerts(frame, DEFAULT_RULES)] == ["a1", "a2"]  # levels above 50, items 60
 
 
 def test_bad_rules_name_the_file_the_rule_and_the_field():
