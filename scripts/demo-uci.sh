@@ -51,6 +51,10 @@ PY
 )
 "$DEMAND" glue run build-forecast-inputs --window-start 2009-12-01 --window-end "$WINDOW_END" --frequency D --horizon 28
 
+step "demand anomalies of the build (every level), and their alerts (alerts.jsonl, the local SNS topic)"
+"$DEMAND" anomalies detect
+"$DEMAND" anomalies list --limit 10
+
 step "forecast workflow: import, train, accuracy gate, forecast, export, notify, enrichment"
 "$DEMAND" forecast run
 
@@ -68,6 +72,7 @@ Where to look:
   split outputs:       $DEMO/split/{clean,outliers,rejected,reference}/
   buckets:             $DEMAND_DATA_ROOT/demand-*/
   report:              $DEMAND_DATA_ROOT/report.html
+  demand anomalies:    $DEMAND anomalies list; alerts sent: $DEMAND_DATA_ROOT/alerts.jsonl
   API and dashboard:   DEMAND_DATA_ROOT=$DEMAND_DATA_ROOT $DEMAND serve   (then open http://127.0.0.1:8000/)
 The local stack is still running on http://127.0.0.1:$DEMAND_LOCAL_PORT (stop: $DEMAND local down).
 MSG

@@ -54,6 +54,10 @@ step "land the split as parquet (local Firehose) in the staged / analysis / reje
 step "build the forecast datasets on local Spark (weekly, horizon 8)"
 "$DEMAND" glue run build-forecast-inputs --window-start "$START" --window-end "$WINDOW_END" --frequency W --horizon 8
 
+step "demand anomalies of the build (every level), and their alerts (alerts.jsonl, the local SNS topic)"
+"$DEMAND" anomalies detect
+"$DEMAND" anomalies list --limit 10
+
 step "forecast workflow: import, train, accuracy gate, forecast, export, notify, enrichment"
 "$DEMAND" forecast run
 
@@ -72,6 +76,7 @@ Where to look:
   buckets:             $DEMAND_DATA_ROOT/demand-*/ (staged, analysis, forecast-input, forecast-export, enriched)
   more queries:        $DEMAND query --named list
   report:              $DEMAND_DATA_ROOT/report.html
+  demand anomalies:    $DEMAND anomalies list; alerts sent: $DEMAND_DATA_ROOT/alerts.jsonl
   API and dashboard:   $DEMAND serve   (then open http://127.0.0.1:8000/)
 
 The local stack is still running on http://127.0.0.1:$DEMAND_LOCAL_PORT.

@@ -29,6 +29,7 @@ STAGES = [
     "Flink outlier split",
     "land the split as parquet",
     "build the forecast datasets",
+    "demand anomalies of the build",
     "forecast workflow",
     "query the enriched forecasts",
     "report of the run",
@@ -104,6 +105,7 @@ def test_make_demo_runs_every_stage_on_a_small_data_set(tmp_path):
     skus = [f"SKU{k:05d}" for k in range(1, ITEMS + 1)]
     assert all(sku in output for sku in skus)
 
+    assert re.search(r"^demand anomalies of build \S+ ending on or after \d{4}-\d\d-\d\d$", output, re.MULTILINE)
     run_id = re.search(r"^report of run (\w+) written to (.+)$", output, re.MULTILINE)
     assert run_id and Path(run_id.group(2)) == root / "report.html"
     report = (root / "report.html").read_text()
