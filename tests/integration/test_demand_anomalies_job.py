@@ -29,6 +29,7 @@ DAYS = 280
 END = START + timedelta(days=DAYS)  # exclusive
 STOCK_OUT = ("SKU00005", END - timedelta(days=20), 7)  # no sale of the item at any store for 7 days
 SPIKES = ("SKU00002", "S001", (END - timedelta(days=24), END - timedelta(days=4)))  # two of the same pattern
+SHIFT = ("SKU00004", "S002", END - timedelta(days=21))  # from that day on, every sale three times (a new customer)
 
 
 def _events():
@@ -42,6 +43,9 @@ def _events():
     for n, day in enumerate(spike_days):  # 20 ordinary lines more than the day's usual
         sales += [{**model, "event_id": f"spike-{n}-{i}", "event_time": f"{day.isoformat()}T1{i % 10}:00:00Z",
                    "quantity": 3} for i in range(20)]  # fmt: skip
+    item, store, since = SHIFT
+    sales += [{**e, "event_id": f"{e['event_id']}-shift-{k}"} for e in list(sales) for k in range(2)
+              if e["item_id"] == item and e["store_id"] == store and e["event_time"][:10] >= since.isoformat()]  # fmt: skip
     other = [e for e in data.events if e["event_type"] != "sale"]
     burst = (END - timedelta(days=2)).isoformat()  # a day the split routed most lines as outliers
     outliers = [outlier(f"o{i}", f"{burst}T12:{i:02d}:00Z", "SKU00007", "quantity_spike") for i in range(60)]
@@ -90,7 +94,7 @@ def _received(settings, queue) -> list[dict]:
 
 def test_a_stock_out_and_a_spike_are_found_alerted_once_and_feedback_silences_the_pattern(spark, landed):
     settings, build_until, queue = landed
-    first_build = build_until(END - timedelta(days=10))  # sees the stock-out and the first spike
+    first_build = build_until(END - timedelta(days=10))  # sees the stock-out, the first spike, the shift's start
     result = run(spark, settings, first_build)
     assert result["anomalies"] >= 2 and result["failures"] == []
     rows = run_local(
@@ -102,6 +106,11 @@ def test_a_stock_out_and_a_spike_are_found_alerted_once_and_feedback_silences_th
     assert first <= stock_out["start_date"].date() <= stock_out["end_date"].date() <= first + timedelta(days=7)
     assert stock_out["contributors"].startswith(f"item_store={item}|S00")  # both stores stopped
     assert stock_out["excess_units"] < 0 and stock_out["category"]
+    item, store, since = SHIFT
+    shift = by_series[(f"item_store={item}|{store}", "spike")]  # the level shift, at its item and store
+    # A run's anomaly starts where the run that scored it does: a day or two early when those days sold well.
+    assert since - timedelta(days=2) <= shift["start_date"].date() <= since + timedelta(days=7)
+    assert shift["excess_units"] > 0
     spike = by_series[(f"item_store={SPIKES[0]}|{SPIKES[1]}", "spike")]
     assert spike["peak_date"].date() == SPIKES[2][0] and spike["actual"] >= 60 and spike["severity"] >= 50
 
