@@ -44,8 +44,10 @@ def _events():
         sales += [{**model, "event_id": f"spike-{n}-{i}", "event_time": f"{day.isoformat()}T1{i % 10}:00:00Z",
                    "quantity": 3} for i in range(20)]  # fmt: skip
     item, store, since = SHIFT
-    sales += [{**e, "event_id": f"{e['event_id']}-shift-{k}"} for e in list(sales) for k in range(2)
-              if e["item_id"] == item and e["store_id"] == store and e["event_time"][:10] >= since.isoformat()]  # fmt: skip
+    shifted = [
+        e for e in sales if (e["item_id"], e["store_id"]) == (item, store) and e["event_time"][:10] >= str(since)
+    ]
+    sales += [{**e, "event_id": f"{e['event_id']}-shift-{k}"} for e in shifted for k in range(2)]
     other = [e for e in data.events if e["event_type"] != "sale"]
     burst = (END - timedelta(days=2)).isoformat()  # a day the split routed most lines as outliers
     outliers = [outlier(f"o{i}", f"{burst}T12:{i:02d}:00Z", "SKU00007", "quantity_spike") for i in range(60)]
