@@ -18,7 +18,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from core.contracts import HIERARCHY_LEVELS
+from core.contracts import ANOMALY_LEVELS
 
 SEVERITY_MARGIN = 15  # feedback on a severity-60 anomaly still lets a severity-76 one of the same pattern through
 
@@ -33,9 +33,9 @@ class AlertRule(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     metric: Literal["demand", "outlier_rate"]
     min_severity: int = Field(60, ge=0, le=100, description="demand: the least severity that alerts")
-    levels: tuple[Literal[HIERARCHY_LEVELS], ...] = Field((), description="demand: the levels; empty: every level")  # type: ignore[valid-type]
+    levels: tuple[Literal[ANOMALY_LEVELS], ...] = Field((), description="demand: the levels; empty: every level")  # type: ignore[valid-type]
     direction: Literal["spike", "drop", "any"] = "any"
-    where: dict[Literal["item_id", "location", "category"], str] = Field(
+    where: dict[Literal["item_id", "location", "category", "channel"], str] = Field(
         default_factory=dict, description="demand: dimension values the anomaly must have (category: Garden)"
     )
     max_rate: float = Field(0.05, gt=0, le=1, description="outlier_rate: a day's share of outlier lines above this")
@@ -43,7 +43,7 @@ class AlertRule(BaseModel):
 
 
 DEFAULT_RULES = (
-    AlertRule(name="demand-totals", metric="demand", levels=("total", "category", "store"), min_severity=50),
+    AlertRule(name="demand-totals", metric="demand", levels=("total", "category", "store", "channel"), min_severity=50),
     AlertRule(name="demand-items", metric="demand", levels=("item", "item_store"), min_severity=60),
     AlertRule(name="outlier-rate", metric="outlier_rate", max_rate=0.05),
 )
@@ -118,8 +118,8 @@ def _describe(a: dict) -> str:
     return text + (f"; moved most by {a['contributors']}" if a.get("contributors") else "")
 
 
-DETAILS = ("anomaly_id", "level", "series", "item_id", "location", "category", "direction", "start_date", "end_date",
-           "peak_date", "actual", "expected", "excess_units", "score", "contributors")  # fmt: skip
+DETAILS = ("anomaly_id", "level", "series", "item_id", "location", "category", "channel", "direction", "start_date",
+           "end_date", "peak_date", "actual", "expected", "excess_units", "score", "contributors")  # fmt: skip
 
 
 def demand_alerts(anomalies: pd.DataFrame, rules: tuple[AlertRule, ...]) -> list[Alert]:
@@ -128,7 +128,7 @@ def demand_alerts(anomalies: pd.DataFrame, rules: tuple[AlertRule, ...]) -> list
     for anomaly in anomalies.to_dict("records"):
         if anomaly.get("suppressed_by"):
             continue
-        details = {k: anomaly[k] for k in DETAILS}
+        details = {k: anomaly.get(k) for k in DETAILS}
         for rule in (r for r in rules if matches(r, anomaly)):
             subject = anomaly["anomaly_id"]
             alerts.append(Alert(_alert_id(rule.name, subject), rule.name, "demand", subject,

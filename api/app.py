@@ -18,7 +18,7 @@ from api import stock_table
 from api.cache import ForecastCache
 from api.queries import QueryLayer, no_totals
 from api.stock import NoForecast, StockError, project
-from core.contracts import ANOMALY_DIRECTIONS, HIERARCHY_LEVELS
+from core.contracts import ANOMALY_DIRECTIONS, ANOMALY_LEVELS, HIERARCHY_LEVELS
 from core.object_store import object_store
 from core.settings import Settings
 from forecast_orchestrator.drivers import drivers
@@ -31,6 +31,7 @@ PAGE = Path(__file__).parent / "static" / "index.html"
 
 ItemId = Annotated[str, PathParam(pattern=ID_PATTERN, description="product id, e.g. item-001")]
 Level = Literal[HIERARCHY_LEVELS]  # type: ignore[valid-type]
+AnomalyLevel = Literal[ANOMALY_LEVELS]  # type: ignore[valid-type]
 Direction = Literal[ANOMALY_DIRECTIONS]  # type: ignore[valid-type]
 
 
@@ -209,7 +210,9 @@ def create_app(
 
     @app.get("/anomalies", dependencies=guarded, responses=denied, tags=["anomalies"])
     def anomalies(
-        level: Annotated[Level | None, Query(description="total, category, store, item or item_store")] = None,
+        level: Annotated[
+            AnomalyLevel | None, Query(description="total, category, store, item, item_store or channel")
+        ] = None,
         min_severity: Annotated[int, Query(ge=0, le=100, description="the least severity (50: the threshold)")] = 0,
         direction: Annotated[Direction | None, Query(description="spike or drop")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,

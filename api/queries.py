@@ -12,7 +12,7 @@ from typing import Any
 from sqlglot import exp
 
 from core.aws import client
-from core.contracts import ANOMALY_DIRECTIONS, DEMAND_ANOMALY, HIERARCHY_LEVELS
+from core.contracts import ANOMALY_DIRECTIONS, ANOMALY_LEVELS, DEMAND_ANOMALY
 from core.settings import Settings
 from query.engine import run_athena, run_local
 
@@ -147,8 +147,8 @@ class QueryLayer:
         self, level: str | None = None, min_severity: int = 0, direction: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
         """The latest detection's demand anomalies (of one level and direction when given), most severe first."""
-        if level is not None and level not in HIERARCHY_LEVELS:
-            raise ValueError(f"level {level!r}: expected one of {', '.join(HIERARCHY_LEVELS)}")
+        if level is not None and level not in ANOMALY_LEVELS:
+            raise ValueError(f"level {level!r}: expected one of {', '.join(ANOMALY_LEVELS)}")
         if direction is not None and direction not in ANOMALY_DIRECTIONS:
             raise ValueError(f"direction {direction!r}: expected one of {', '.join(ANOMALY_DIRECTIONS)}")
         where = [f"severity >= {int(min_severity)}"]

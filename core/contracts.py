@@ -361,8 +361,10 @@ COHERENT = Contract(
     doc="Forecasts of the company, categories, stores, items and items at stores whose expected demand adds up.",
 )
 
-# Demand anomalies (glue_jobs/demand_anomalies.py): a period's demand of a series of any level out of its band.
+# Demand anomalies (glue_jobs/demand_anomalies.py): a period's demand of a series of any level out of its band. The
+# levels are the hierarchy's and the sales channels (web, store, ...), judged beside it.
 ANOMALY_DIRECTIONS = ("spike", "drop")
+ANOMALY_LEVELS = (*HIERARCHY_LEVELS, "channel")
 
 DEMAND_ANOMALY = Contract(
     "demand_anomaly",
@@ -371,11 +373,12 @@ DEMAND_ANOMALY = Contract(
         Field("run_id", "string", doc="the forecast-input build the detection ran on (its prefix)"),
         Field("detected_at", "timestamp"),
         Field("frequency", "string", enum=("D", "W")),
-        Field("level", "string", enum=HIERARCHY_LEVELS, doc="the level of the series: total, category, store, item"),
+        Field("level", "string", enum=ANOMALY_LEVELS, doc="the level of the series: total, category, store, item, ..."),
         Field("series", "string", doc="the series: level=key (category=Beverages, item_store=I1|s1, total)"),
         Field("item_id", "string", required=False, doc="the item (levels item and item_store)"),
         Field("location", "string", required=False, doc="the store (levels store and item_store)"),
         Field("category", "string", required=False, doc="the category (levels category, item and item_store)"),
+        Field("channel", "string", required=False, doc="the sales channel (level channel)"),
         Field("direction", "string", enum=ANOMALY_DIRECTIONS, doc="spike (above the band) or drop (below it)"),
         Field("start_date", "timestamp", doc="first period of the anomaly"),
         Field("end_date", "timestamp", doc="last period of the anomaly that is itself off its expected demand"),

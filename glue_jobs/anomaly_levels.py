@@ -26,7 +26,8 @@ from glue_jobs.demand_anomalies import AnomalyConfig, episodes, score_series
 # A node's contributors are its members one level down (the total's are its categories).
 CHILD_LEVEL = {"total": "category", "category": "item", "store": "item_store", "item": "item_store"}
 TOP_CONTRIBUTORS = 3
-COLUMNS = ("anomaly_id", "level", "series", "item_id", "location", "category", "direction", "start_date", "end_date",
+COLUMNS = ("anomaly_id", "level", "series", "item_id", "location", "category", "channel", "direction", "start_date",
+           "end_date",
            "peak_date", "periods", "actual", "expected", "lower", "upper", "excess_units", "score", "severity",
            "contributors")  # fmt: skip
 
@@ -64,9 +65,11 @@ def detect(
     config: AnomalyConfig,
     since: pd.Timestamp | None = None,
     discontinued: Mapping[str, pd.Timestamp] | None = None,
+    channels: pd.DataFrame | None = None,
 ) -> Detection:
     """The anomalies of every node that end at or after `since` (all when None); `discontinued`: item -> the day it
-    was delisted."""
+    was delisted; `channels`: demand per sales channel and period (channel, ds, y), judged as series of their own
+    (level `channel`: the web shop's feed can break while the shops sell on)."""
     discontinued = discontinued or {}
     bottom = bottom_frame(inputs, discontinued)
     tree = reconcile.hierarchy(bottom_series(inputs), _with_location(inputs))
@@ -96,7 +99,14 @@ def detect(
     })  # fmt: skip
     scored_upper = score_series(upper_frame, config).assign(used=lambda f: f["y"])
     scored_bottom["series"] = scored_bottom["series"].map(node_of)
-    scored = pd.concat([scored_bottom, scored_upper], ignore_index=True)
+    parts = [scored_bottom, scored_upper]
+    if channels is not None and not channels.empty:
+        by_channel = channels.assign(series="channel=" + channels["channel"].astype(str))
+        by_channel = by_channel.set_index(["series", "ds"])["y"].unstack("ds").reindex(columns=periods).fillna(0.0)
+        channel_frame = by_channel.stack().rename("y").reset_index()
+        channel_frame["explained"] = channel_frame["ds"].map(explained).fillna(False).astype(bool).to_numpy()
+        parts.append(score_series(channel_frame, config).assign(used=lambda f: f["y"]))
+    scored = pd.concat(parts, ignore_index=True)
     scored["deviation"] = scored["used"] - scored["expected"]
     scored = scored.drop(columns="used")
 
@@ -110,7 +120,10 @@ def _describe(found: pd.DataFrame, scored: pd.DataFrame, tree: reconcile.Hierarc
     """The anomalies in the contract's words, with their excess units and contributors."""
     if found.empty:
         return pd.DataFrame(columns=list(COLUMNS))
-    nodes = tree.nodes.set_index("node_id")
+    channels = sorted(s for s in scored["series"].unique() if str(s).startswith("channel="))
+    nodes = pd.concat([tree.nodes, pd.DataFrame({"node_id": channels, "level": "channel"})], ignore_index=True)
+    nodes["channel"] = nodes["node_id"].where(nodes["level"] == "channel").str.removeprefix("channel=")
+    nodes = nodes.set_index("node_id")
     items = tree.nodes[tree.nodes["level"] == "item"].set_index("item_id")["category"]
     nodes["category"] = nodes["category"].fillna(nodes["item_id"].map(items))  # an item at a store: its item's
     # The deviations of the anomalous series and of every series one level below a node (its possible contributors).
@@ -125,10 +138,11 @@ def _describe(found: pd.DataFrame, scored: pd.DataFrame, tree: reconcile.Hierarc
         records.append({
             "anomaly_id": anomaly_id(a.series, a.direction, a.first), "level": node["level"], "series": a.series,
             "item_id": node["item_id"], "location": node["location"], "category": node["category"],
+            "channel": node["channel"],
             "direction": a.direction, "start_date": a.start, "end_date": a.end, "peak_date": a.ds,
             "periods": int(a.run), "actual": float(a.y), "expected": float(a.expected), "lower": float(a.lower),
             "upper": float(a.upper), "excess_units": excess, "score": float(a.score), "severity": int(a.severity),
-            "contributors": _contributors(tree, row_of[a.series], node["level"], by_series, a),
+            "contributors": _contributors(tree, row_of.get(a.series, -1), node["level"], by_series, a),
         })  # fmt: skip
     return pd.DataFrame(records, columns=list(COLUMNS))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
@@ -43,6 +43,7 @@ from core.settings import Settings
 from core.tables import DEMAND_ANOMALIES, OUTLIERS, PRODUCTS, SALES
 from forecast_orchestrator.series import load_inputs
 from forecast_orchestrator.workflow import input_manifests
+from glue_jobs import forecast_inputs as fi
 from glue_jobs.anomaly_levels import detect
 from glue_jobs.demand_anomalies import AnomalyConfig
 from glue_jobs.runtime import read_landed, register_partition, resolve_args, settings_from_args, spark_session
@@ -85,9 +86,9 @@ def outlier_rates(spark, settings: Settings, since: pd.Timestamp, until: pd.Time
         if rows is None:
             continue
         day = F.to_date("event_time").alias("day")
-        inside = (F.col("event_time") >= F.lit(since.to_pydatetime())) & (
-            F.col("event_time") < F.lit(until.to_pydatetime())
-        )
+        # UTC-aware bounds: PySpark reads a naive datetime in the process's local zone (fi.in_window).
+        low, high = (F.lit(t.tz_localize("UTC").to_pydatetime()) for t in (since, until))
+        inside = (F.col("event_time") >= low) & (F.col("event_time") < high)
         counted = rows.where(inside).groupBy(day).count().toPandas()
         counts.append(counted.rename(columns={"count": name}).set_index("day"))
     if not counts:
@@ -96,6 +97,22 @@ def outlier_rates(spark, settings: Settings, since: pd.Timestamp, until: pd.Time
     frame = frame.assign(lines=frame["clean"] + frame["outliers"]).reset_index().sort_values("day")
     frame["day"] = pd.to_datetime(frame["day"])
     return frame[["day", "lines", "outliers"]].astype({"lines": int, "outliers": int})
+
+
+def channel_demand(spark, settings: Settings, manifest: dict[str, Any]) -> pd.DataFrame:
+    """Net demand per sales channel and period over the build's window, from the landed sales (channel, ds, y): each
+    event once, returns and cancellations netted in the period they arrived."""
+    sales, _ = read_landed(spark, object_store(settings), settings, SALES)
+    if sales is None:
+        return pd.DataFrame(columns=["channel", "ds", "y"])
+    start, end = (date.fromisoformat(manifest[k][:10]) for k in ("window_start", "window_end"))
+    window = fi.RunWindow(start, end, manifest["frequency"], int(manifest["horizon"]))
+    period = F.expr(fi.period_sql("event_time", window.frequency))
+    rows = (fi.in_window(sales, window).dropDuplicates(["event_id"]).groupBy("channel", period.alias("ds"))
+            .agg(F.sum("quantity").alias("y")).toPandas())  # fmt: skip
+    rows["ds"] = pd.to_datetime(rows["ds"])
+    rows["y"] = rows["y"].astype(float).clip(lower=0.0)
+    return rows.dropna(subset=["channel"])
 
 
 def discontinued_items(spark, settings: Settings) -> dict[str, pd.Timestamp]:
@@ -140,7 +157,8 @@ def run(spark, settings: Settings, manifest_key: str | None = None, lookback: in
     periods = lookback or settings.anomaly.lookback or DEFAULT_LOOKBACK[inputs.frequency]
     last = inputs.target["ds"].max()
     since = last - pd.Timedelta(days=(periods - 1) * (1 if inputs.frequency == "D" else 7))
-    found = detect(inputs, config, since, discontinued_items(spark, settings)).anomalies
+    channels = channel_demand(spark, settings, inputs.manifest)
+    found = detect(inputs, config, since, discontinued_items(spark, settings), channels).anomalies
     found["suppressed_by"] = suppressions(found, feedback(settings))
 
     run_id = manifest_key.rstrip("/").split("/")[-2]

@@ -88,9 +88,9 @@ GROUP BY run_id, level
         " expected.",
         """
 CREATE OR REPLACE VIEW {db}.latest_anomalies AS
-SELECT anomaly_id, run_id, detected_at, frequency, level, series, item_id, location, category, direction, start_date,
-       end_date, peak_date, periods, actual, expected, lower, upper, excess_units, score, severity, contributors,
-       suppressed_by
+SELECT anomaly_id, run_id, detected_at, frequency, level, series, item_id, location, category, channel, direction,
+       start_date, end_date, peak_date, periods, actual, expected, lower, upper, excess_units, score, severity,
+       contributors, suppressed_by
 FROM {db}.demand_anomalies
 WHERE run_id = (SELECT run_id FROM {db}.demand_anomalies ORDER BY run_date DESC, detected_at DESC LIMIT 1)
 """,

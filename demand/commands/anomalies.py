@@ -16,7 +16,7 @@ from rich.table import Table
 from alerts.delivery import record_feedback, sent_alerts
 from alerts.rules import SEVERITY_MARGIN
 from api.queries import QueryLayer
-from core.contracts import ANOMALY_DIRECTIONS, DEMAND_ANOMALY, HIERARCHY_LEVELS
+from core.contracts import ANOMALY_DIRECTIONS, ANOMALY_LEVELS, DEMAND_ANOMALY
 from demand import output
 from glue_jobs.detect_demand_anomalies import DetectError, run
 from glue_jobs.runtime import spark_session
@@ -71,7 +71,7 @@ def detect(
     table = Table()
     for column in ("level", "anomalies"):
         table.add_column(column)
-    for level in HIERARCHY_LEVELS:
+    for level in ANOMALY_LEVELS:
         table.add_row(level, str(summary["by_level"].get(level, 0)))
     table.add_row("all", str(summary["anomalies"]), style="bold")
     console = output.stdout()
@@ -89,7 +89,7 @@ def detect(
 @app.command("list")
 def list_anomalies(
     ctx: typer.Context,
-    level: str = typer.Option(None, "--level", help=f"Only this level: one of {', '.join(HIERARCHY_LEVELS)}."),
+    level: str = typer.Option(None, "--level", help=f"Only this level: one of {', '.join(ANOMALY_LEVELS)}."),
     min_severity: int = typer.Option(
         0, "--min-severity", min=0, max=100, help="The least severity (50: the threshold)."
     ),
@@ -98,8 +98,8 @@ def list_anomalies(
     fmt: str = typer.Option("table", "--format", help="table, csv or json."),
 ) -> None:
     """The latest detection's anomalies, most severe first, with the anomaly_id that `feedback` takes."""
-    if level is not None and level not in HIERARCHY_LEVELS:
-        raise typer.BadParameter(f"must be one of {', '.join(HIERARCHY_LEVELS)}", param_hint="--level")
+    if level is not None and level not in ANOMALY_LEVELS:
+        raise typer.BadParameter(f"must be one of {', '.join(ANOMALY_LEVELS)}", param_hint="--level")
     if direction is not None and direction not in ANOMALY_DIRECTIONS:
         raise typer.BadParameter(f"must be one of {', '.join(ANOMALY_DIRECTIONS)}", param_hint="--direction")
     if fmt not in ("table", "csv", "json"):

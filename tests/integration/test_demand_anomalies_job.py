@@ -1,7 +1,7 @@
-"""The demand-anomaly job on the local runtime, as a user runs it: generated sales with a stock-out, a spike and a
-burst of outliers landed -> daily datasets built (Spark) -> `detect_demand_anomalies` -> the anomalies in the analysis
-bucket, queried in DuckDB, and the alerts: in the JSON-lines file and on SNS (moto), once each; feedback suppresses
-the next anomaly of the same pattern."""
+"""The demand-anomaly job on the local runtime, as a user runs it: generated sales with a stock-out, spikes, a level
+shift, a web-shop outage and a burst of outliers landed -> daily datasets built (Spark) -> `detect_demand_anomalies`
+-> the anomalies of every level and of the channels in the analysis bucket, queried in DuckDB, and the alerts: in the
+JSON-lines file and on SNS (moto), once each; feedback suppresses the next anomaly of the same pattern."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ END = START + timedelta(days=DAYS)  # exclusive
 STOCK_OUT = ("SKU00005", END - timedelta(days=20), 7)  # no sale of the item at any store for 7 days
 SPIKES = ("SKU00002", "S001", (END - timedelta(days=24), END - timedelta(days=4)))  # two of the same pattern
 SHIFT = ("SKU00004", "S002", END - timedelta(days=21))  # from that day on, every sale three times (a new customer)
+OUTAGE = (END - timedelta(days=35), 5)  # no web sale of the other items for 5 days: the web shop's feed broke
 
 
 def _events():
@@ -38,6 +39,16 @@ def _events():
     item, first, days = STOCK_OUT
     out = {(first + timedelta(days=d)).isoformat() for d in range(days)}
     sales = [e for e in sales if not (e["item_id"] == item and e["event_time"][:10] in out)]
+    web = next(e for e in sales if e["channel"] == "web" and e["item_id"] == "SKU00007")
+    sales += [
+        {**web, "event_id": f"web-{d}-{i}", "event_time": f"{START + timedelta(days=d)}T09:{i:02d}:00Z", "quantity": 1}
+        for d in range(DAYS)
+        for i in range(20)
+    ]  # fmt: skip  (a web shop of 20 orders a day)
+    first, days = OUTAGE
+    out = {(first + timedelta(days=d)).isoformat() for d in range(days)}
+    kept = {STOCK_OUT[0], SPIKES[0], SHIFT[0]}  # their own events stay alone on their series
+    sales = [e for e in sales if e["channel"] != "web" or e["event_time"][:10] not in out or e["item_id"] in kept]
     item, store, spike_days = SPIKES
     model = next(e for e in sales if e["item_id"] == item and e["store_id"] == store)
     for n, day in enumerate(spike_days):  # 20 ordinary lines more than the day's usual
@@ -113,6 +124,9 @@ def test_a_stock_out_and_a_spike_are_found_alerted_once_and_feedback_silences_th
     # A run's anomaly starts where the run that scored it does: a day or two early when those days sold well.
     assert since - timedelta(days=2) <= shift["start_date"].date() <= since + timedelta(days=7)
     assert shift["excess_units"] > 0
+    outage = by_series[("channel=web", "drop")]  # the web channel, judged beside the hierarchy
+    assert outage["level"] == "channel" and outage["channel"] == "web"
+    assert OUTAGE[0] - timedelta(days=2) <= outage["start_date"].date() <= OUTAGE[0] + timedelta(days=2)
     spike = by_series[(f"item_store={SPIKES[0]}|{SPIKES[1]}", "spike")]
     assert spike["peak_date"].date() == SPIKES[2][0] and spike["actual"] >= 60 and spike["severity"] >= 50
 

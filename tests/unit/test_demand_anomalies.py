@@ -105,3 +105,18 @@ def test_a_discontinued_item_stopping_is_neither_its_anomaly_nor_its_categorys()
     assert {"item=K2", "category=Kitchen"} <= set(unexplained["series"])  # without the product event: drops
     found = detect(inputs, AnomalyConfig(), since, discontinued={"K2": pd.Timestamp("2024-07-01")}).anomalies
     assert not found["series"].isin(["item=K2", "category=Kitchen", "total"]).any()
+
+
+def test_a_sales_channel_that_stops_is_a_drop_of_its_own_level():
+    from glue_jobs.anomaly_levels import detect
+
+    inputs = _inputs()
+    days = inputs.target["ds"].drop_duplicates().sort_values()
+    web = _series("web", 20.0, 7).rename(columns={"series": "channel"}).assign(channel="web")
+    web.loc[web["ds"].between("2024-07-20", "2024-07-24"), "y"] = 0.0  # the web shop's feed broke
+    shops = _series("store", 40.0, 8).rename(columns={"series": "channel"}).assign(channel="store")
+    channels = pd.concat([web, shops])
+    found = detect(inputs, AnomalyConfig(), pd.Timestamp("2024-05-01"), channels=channels).anomalies
+    (outage,) = found[found["level"] == "channel"].itertuples()
+    assert (outage.series, outage.channel, outage.direction) == ("channel=web", "web", "drop")
+    assert pd.Timestamp("2024-07-18") <= outage.start_date <= pd.Timestamp("2024-07-20") and len(days) == 240
