@@ -15,6 +15,7 @@ from bench.forecast import DAYS, HORIZON, holdout, score, single_model, weekly_d
 from core.object_store import LocalObjectStore
 from forecast_orchestrator.ensemble import EnsembleConfig, EnsembleModel, TrainResult
 from forecast_orchestrator.export import write_export
+from forecast_orchestrator.reconcile import expected_demand
 from forecast_orchestrator.series import EXOGENOUS, ForecastInputs, InputError, load_inputs
 from streaming.generator import GeneratorConfig
 
@@ -86,7 +87,9 @@ def test_training_and_forecast_report_series_done_elapsed_and_eta(holdout_run):
 def test_items_with_a_short_history_get_forecasts_from_what_they_share(generated):
     """Cold start: eight items that first sold two weeks before the end, too short for any local model's backtest,
     get a forecast from the global model (from their recent weeks, the calendar and what the other items do):
-    together within half of what they really sold in the held-out weeks."""
+    together within half of what they really sold in the held-out weeks. Together is their expected demand (the
+    quantiles' mean, what adds up): the sum of right-skewed items' medians falls short of the sum's (on this data 173
+    against 249 of 368 sold, the median sum having been just inside the bound on another CPU)."""
     inputs, actual = generated
     target = inputs.target
     new = sorted(target["unique_id"].unique())[:8]
@@ -102,7 +105,8 @@ def test_items_with_a_short_history_get_forecasts_from_what_they_share(generated
     cold = forecast[forecast["unique_id"].isin(new)]
     assert len(cold) == len(new) * HORIZON and cold["p50"].notna().all()
     sold = actual[actual["unique_id"].isin(new)]["y"].sum()
-    assert abs(cold["p50"].sum() - sold) <= 0.5 * sold, (cold["p50"].sum(), sold)
+    together = expected_demand(cold).sum()
+    assert abs(together - sold) <= 0.5 * sold, (together, cold["p50"].sum(), sold)
 
 
 def _put_csv(store, bucket, key, frame):
