@@ -88,8 +88,8 @@ def test_items_with_a_short_history_get_forecasts_from_what_they_share(generated
     """Cold start: eight items that first sold two weeks before the end, too short for any local model's backtest,
     get a forecast from the global model (from their recent weeks, the calendar and what the other items do):
     together within half of what they really sold in the held-out weeks. Together is their expected demand (the
-    quantiles' mean, what adds up): the sum of right-skewed items' medians falls short of the sum's (on this data 173
-    against 249 of 368 sold, the median sum having been just inside the bound on another CPU)."""
+    quantiles' mean, what adds up): the sum of right-skewed items' medians falls short of the sum's (here 173 and 249
+    of 368 sold)."""
     inputs, actual = generated
     target = inputs.target
     new = sorted(target["unique_id"].unique())[:8]
