@@ -162,17 +162,10 @@ def run(spark, settings: Settings, manifest_key: str | None = None, lookback: in
     found["suppressed_by"] = suppressions(found, feedback(settings))
 
     run_id = manifest_key.rstrip("/").split("/")[-2]
-    run_date = inputs.manifest["window_end"][:10]
     found = found.assign(
         run_id=run_id, detected_at=datetime.now(UTC).replace(microsecond=0), frequency=inputs.frequency
     )
-    out_bucket = settings.names.bucket(DEMAND_ANOMALIES.bucket_role)
-    partition = f"{DEMAND_ANOMALIES.prefix}/run_date={run_date}/run={run_id}/"
-    for key in list(store.list(out_bucket, partition)):
-        store.delete(out_bucket, key)
-    store.put(out_bucket, partition + "part-00000.parquet", anomalies_parquet(found))
-    register_partition(settings, DEMAND_ANOMALIES, [run_date, run_id], partition)
-
+    location = _land(settings, found, inputs.manifest["window_end"][:10], run_id)
     rates = outlier_rates(spark, settings, since, pd.Timestamp(inputs.manifest["window_end"]))
     alerts = demand_alerts(found, rules) + outlier_rate_alerts(rates, rules)
     delivery = deliver(settings, alerts)
@@ -185,8 +178,20 @@ def run(spark, settings: Settings, manifest_key: str | None = None, lookback: in
         "suppressed": int(found["suppressed_by"].notna().sum()),
         "alerts": len(alerts),
         **delivery.summary(),
-        "location": store.uri(out_bucket, partition),
+        "location": location,
     }
+
+
+def _land(settings: Settings, found: pd.DataFrame, run_date: str, run_id: str) -> str:
+    """The build's anomalies in place of its earlier detection's, registered; returns the folder's URI."""
+    store = object_store(settings)
+    bucket = settings.names.bucket(DEMAND_ANOMALIES.bucket_role)
+    partition = f"{DEMAND_ANOMALIES.prefix}/run_date={run_date}/run={run_id}/"
+    for key in list(store.list(bucket, partition)):
+        store.delete(bucket, key)
+    store.put(bucket, partition + "part-00000.parquet", anomalies_parquet(found))
+    register_partition(settings, DEMAND_ANOMALIES, [run_date, run_id], partition)
+    return store.uri(bucket, partition)
 
 
 def settings_of(args: dict[str, str]) -> Settings:

@@ -239,7 +239,7 @@ def _write_anomalies(settings) -> None:
     def row(anomaly_id, level, series, item, category, direction, start, end, severity, actual, expected):
         return {"anomaly_id": anomaly_id, "run_id": "2024-01-22-abc", "detected_at": pd.Timestamp("2024-01-22"),
                 "frequency": "W", "level": level, "series": series, "item_id": item, "location": None,
-                "category": category, "direction": direction, "start_date": pd.Timestamp(start),
+                "category": category, "channel": None, "direction": direction, "start_date": pd.Timestamp(start),
                 "end_date": pd.Timestamp(end), "peak_date": pd.Timestamp(end), "periods": 1, "actual": actual,
                 "expected": expected, "lower": 0.0, "upper": expected * 2, "excess_units": actual - expected,
                 "score": 4.0 * severity / (100 - severity), "severity": severity,
