@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -30,12 +29,6 @@ COLUMNS = ("anomaly_id", "level", "series", "item_id", "location", "category", "
            "end_date",
            "peak_date", "periods", "actual", "expected", "lower", "upper", "excess_units", "score", "severity",
            "contributors")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Detection:
-    anomalies: pd.DataFrame  # COLUMNS, one row per anomaly
-    scored: pd.DataFrame  # series (node_id), ds, y, expected, lower, upper, score, run, deviation: every node's periods
 
 
 def bottom_frame(inputs: ForecastInputs, discontinued: Mapping[str, pd.Timestamp]) -> pd.DataFrame:
@@ -66,10 +59,10 @@ def detect(
     since: pd.Timestamp | None = None,
     discontinued: Mapping[str, pd.Timestamp] | None = None,
     channels: pd.DataFrame | None = None,
-) -> Detection:
-    """The anomalies of every node that end at or after `since` (all when None); `discontinued`: item -> the day it
-    was delisted; `channels`: demand per sales channel and period (channel, ds, y), judged as series of their own
-    (level `channel`: the web shop's feed can break while the shops sell on)."""
+) -> pd.DataFrame:
+    """The anomalies (COLUMNS, one row each) of every node that end at or after `since` (all when None).
+    `discontinued`: item -> the day it was delisted; `channels`: demand per sales channel and period (channel, ds, y),
+    judged as series of their own (level `channel`: the web shop's feed can break while the shops sell on)."""
     discontinued = discontinued or {}
     bottom = bottom_frame(inputs, discontinued)
     tree = reconcile.hierarchy(bottom_series(inputs), _with_location(inputs))
@@ -113,7 +106,7 @@ def detect(
     found = episodes(scored, config)
     if since is not None:
         found = found[found["end"] >= since]
-    return Detection(_describe(found, scored, tree), scored)
+    return _describe(found, scored, tree)
 
 
 def _describe(found: pd.DataFrame, scored: pd.DataFrame, tree: reconcile.Hierarchy) -> pd.DataFrame:

@@ -158,7 +158,7 @@ def run(spark, settings: Settings, manifest_key: str | None = None, lookback: in
     last = inputs.target["ds"].max()
     since = last - pd.Timedelta(days=(periods - 1) * (1 if inputs.frequency == "D" else 7))
     channels = channel_demand(spark, settings, inputs.manifest)
-    found = detect(inputs, config, since, discontinued_items(spark, settings), channels).anomalies
+    found = detect(inputs, config, since, discontinued_items(spark, settings), channels)
     found["suppressed_by"] = suppressions(found, feedback(settings))
 
     run_id = manifest_key.rstrip("/").split("/")[-2]

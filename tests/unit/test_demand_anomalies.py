@@ -78,7 +78,7 @@ def test_every_level_is_judged_and_a_category_drop_names_the_item_that_caused_it
     promoted = target["unique_id"].str.startswith("G0|") & target["ds"].between("2024-06-03", "2024-06-09")
     target.loc[promoted, "y"] *= 4  # a promotion: explained, at the item and above it
     target.loc[promoted, "promotion_flag"] = 1.0
-    found = detect(inputs, AnomalyConfig(), since=pd.Timestamp("2024-05-01")).anomalies
+    found = detect(inputs, AnomalyConfig(), since=pd.Timestamp("2024-05-01"))
     assert set(found["level"]) <= {"total", "category", "store", "item", "item_store"}
     k1 = found[(found["series"] == "item=K1")]
     assert len(k1) == 1 and k1["direction"].iloc[0] == "drop" and k1["category"].iloc[0] == "Kitchen"
@@ -89,7 +89,7 @@ def test_every_level_is_judged_and_a_category_drop_names_the_item_that_caused_it
     june = found["start_date"] <= pd.Timestamp("2024-06-09")
     assert not (june & found["series"].str.contains("G0|Garden|total")).any()  # the promotion is explained
     assert found["anomaly_id"].is_unique
-    again = detect(inputs, AnomalyConfig(), since=pd.Timestamp("2024-05-01")).anomalies
+    again = detect(inputs, AnomalyConfig(), since=pd.Timestamp("2024-05-01"))
     pd.testing.assert_frame_equal(found, again)  # deterministic
 
 
@@ -101,9 +101,9 @@ def test_a_discontinued_item_stopping_is_neither_its_anomaly_nor_its_categorys()
     delisted = (target["unique_id"] == "K2") & (target["ds"] >= "2024-07-01")
     target.loc[delisted, "y"] = 0.0
     since = pd.Timestamp("2024-06-01")
-    unexplained = detect(inputs, AnomalyConfig(), since).anomalies
+    unexplained = detect(inputs, AnomalyConfig(), since)
     assert {"item=K2", "category=Kitchen"} <= set(unexplained["series"])  # without the product event: drops
-    found = detect(inputs, AnomalyConfig(), since, discontinued={"K2": pd.Timestamp("2024-07-01")}).anomalies
+    found = detect(inputs, AnomalyConfig(), since, discontinued={"K2": pd.Timestamp("2024-07-01")})
     assert not found["series"].isin(["item=K2", "category=Kitchen", "total"]).any()
 
 
@@ -116,7 +116,7 @@ def test_a_sales_channel_that_stops_is_a_drop_of_its_own_level():
     web.loc[web["ds"].between("2024-07-20", "2024-07-24"), "y"] = 0.0  # the web shop's feed broke
     shops = _series("store", 40.0, 8).rename(columns={"series": "channel"}).assign(channel="store")
     channels = pd.concat([web, shops])
-    found = detect(inputs, AnomalyConfig(), pd.Timestamp("2024-05-01"), channels=channels).anomalies
+    found = detect(inputs, AnomalyConfig(), pd.Timestamp("2024-05-01"), channels=channels)
     (outage,) = found[found["level"] == "channel"].itertuples()
     assert (outage.series, outage.channel, outage.direction) == ("channel=web", "web", "drop")
     assert pd.Timestamp("2024-07-18") <= outage.start_date <= pd.Timestamp("2024-07-20") and len(days) == 240
