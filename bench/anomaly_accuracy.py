@@ -29,7 +29,7 @@ import pandas as pd
 
 from bench import online_retail
 from bench.report import emit
-from glue_jobs.anomaly_levels import bottom_frame, detect
+from glue_jobs.anomaly_levels import bottom_frame, delisted, detect
 from glue_jobs.demand_anomalies import AnomalyConfig, anomalies, rolling_zscore
 from streaming.generator import GeneratorConfig, generate
 
@@ -64,11 +64,10 @@ def generator_demand(seed: int = SEED, items: int = 60) -> pd.DataFrame:
                                          pd.Timestamp(row.ends_at).tz_localize(None).normalize())}  # fmt: skip
     frame["explained"] = [key in promoted for key in zip(frame["series"], frame["ds"], strict=True)]
     products = events[(events["event_type"] == "product") & (events["status"] == "discontinued")]
-    delisted = {
+    discontinued = {
         row.item_id: pd.Timestamp(row.event_time).tz_localize(None).normalize() for row in products.itertuples()
     }
-    since = frame["series"].map(delisted).to_numpy(dtype="datetime64[ns]")
-    frame["explained"] |= ~np.isnat(since) & (frame["ds"].to_numpy() >= since)  # as the pipeline's product events
+    frame["explained"] |= delisted(frame["series"], frame["ds"], discontinued)  # as the pipeline's product events
     return _closed_days(frame)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from core.contracts import DEMAND_ANOMALY
 from forecast_orchestrator import reconcile
 from forecast_orchestrator.series import ForecastInputs, split_unique_id
 from forecast_orchestrator.totals import bottom_series
@@ -25,10 +26,8 @@ from glue_jobs.demand_anomalies import AnomalyConfig, episodes, score_series
 # A node's contributors are its members one level down (the total's are its categories).
 CHILD_LEVEL = {"total": "category", "category": "item", "store": "item_store", "item": "item_store"}
 TOP_CONTRIBUTORS = 3
-COLUMNS = ("anomaly_id", "level", "series", "item_id", "location", "category", "channel", "direction", "start_date",
-           "end_date",
-           "peak_date", "periods", "actual", "expected", "lower", "upper", "excess_units", "score", "severity",
-           "contributors")  # fmt: skip
+# The contract's columns the detection fills (the job adds the run's and the feedback's).
+COLUMNS = tuple(n for n in DEMAND_ANOMALY.names if n not in ("run_id", "detected_at", "frequency", "suppressed_by"))
 
 
 def bottom_frame(inputs: ForecastInputs, discontinued: Mapping[str, pd.Timestamp]) -> pd.DataFrame:
@@ -40,9 +39,14 @@ def bottom_frame(inputs: ForecastInputs, discontinued: Mapping[str, pd.Timestamp
     frame["explained"] |= frame.groupby("ds")["y"].transform("sum").to_numpy() == 0
     if discontinued:
         items = split_unique_id(frame[["series"]].rename(columns={"series": "unique_id"}), _with_location(inputs))
-        since = items["item_id"].map(discontinued).to_numpy(dtype="datetime64[ns]")
-        frame["explained"] |= ~np.isnat(since) & (frame["ds"].to_numpy() >= since)
+        frame["explained"] |= delisted(items["item_id"], frame["ds"], discontinued)
     return frame
+
+
+def delisted(items: pd.Series, days: pd.Series, discontinued: Mapping[str, pd.Timestamp]) -> np.ndarray:
+    """Per row, whether its item was discontinued on or before its day."""
+    since = items.map(discontinued).to_numpy(dtype="datetime64[ns]")
+    return ~np.isnat(since) & (days.to_numpy() >= since)
 
 
 def _with_location(inputs: ForecastInputs) -> bool:

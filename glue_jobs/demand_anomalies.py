@@ -25,6 +25,8 @@ import pandas as pd
 from scipy import stats
 from scipy.ndimage import maximum_filter1d
 
+from forecast_orchestrator.series import pandas_freq
+
 SEASON = {"D": 7, "W": 1}  # periods between the same position in the cycle the baseline compares with
 HISTORY = 8  # cycles behind the baseline (8 weeks)
 SPREAD_WINDOW = {"D": 56, "W": 26}  # past residuals behind the spread
@@ -121,7 +123,7 @@ def score_series(frame: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
     if "explained" not in frame:
         frame = frame.assign(explained=False)
     y_wide = frame.pivot(index="ds", columns="series", values="y")
-    y_wide = y_wide.reindex(pd.date_range(y_wide.index.min(), y_wide.index.max(), freq=_step(config)))
+    y_wide = y_wide.reindex(pd.date_range(y_wide.index.min(), y_wide.index.max(), freq=pandas_freq(config.frequency)))
     y = y_wide.to_numpy(float)
     explained = frame.pivot(index="ds", columns="series", values="explained").reindex(y_wide.index)
     explained = explained.to_numpy(dtype=float, na_value=0.0) > 0
@@ -156,10 +158,6 @@ def score_series(frame: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
     out = pd.DataFrame({"series": np.tile(series, len(periods)), "ds": np.repeat(periods, len(series)),
                         **{name: values.ravel() for name, values in wide.items()}})  # fmt: skip
     return out[~np.isnan(out["y"])].sort_values(["series", "ds"]).reset_index(drop=True)
-
-
-def _step(config: AnomalyConfig) -> str:
-    return "D" if config.frequency == "D" else "W-MON"
 
 
 def severity(score: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:

@@ -76,13 +76,11 @@ def load_rules(settings: Settings) -> tuple[AlertRule, ...]:
         raise DetectError(str(exc)) from None
 
 
-def outlier_rates(spark, settings: Settings, since: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:
+def outlier_rates(sales, outliers, since: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:
     """Per day from `since` to `until` (exclusive): the sale lines landed clean and as outliers (day, lines,
-    outliers)."""
-    store = object_store(settings)
+    outliers); `sales`, `outliers`: the landed tables (Spark DataFrames, None when nothing landed)."""
     counts = []
-    for table, name in ((SALES, "clean"), (OUTLIERS, "outliers")):
-        rows, _ = read_landed(spark, store, settings, table)
+    for rows, name in ((sales, "clean"), (outliers, "outliers")):
         if rows is None:
             continue
         day = F.to_date("event_time").alias("day")
@@ -99,10 +97,9 @@ def outlier_rates(spark, settings: Settings, since: pd.Timestamp, until: pd.Time
     return frame[["day", "lines", "outliers"]].astype({"lines": int, "outliers": int})
 
 
-def channel_demand(spark, settings: Settings, manifest: dict[str, Any]) -> pd.DataFrame:
+def channel_demand(sales, manifest: dict[str, Any]) -> pd.DataFrame:
     """Net demand per sales channel and period over the build's window, from the landed sales (channel, ds, y): each
     event once, returns and cancellations netted in the period they arrived."""
-    sales, _ = read_landed(spark, object_store(settings), settings, SALES)
     if sales is None:
         return pd.DataFrame(columns=["channel", "ds", "y"])
     start, end = (date.fromisoformat(manifest[k][:10]) for k in ("window_start", "window_end"))
@@ -115,9 +112,8 @@ def channel_demand(spark, settings: Settings, manifest: dict[str, Any]) -> pd.Da
     return rows.dropna(subset=["channel"])
 
 
-def discontinued_items(spark, settings: Settings) -> dict[str, pd.Timestamp]:
+def discontinued_items(products) -> dict[str, pd.Timestamp]:
     """item -> the day of its discontinuation, for the items whose latest product event says discontinued."""
-    products, _ = read_landed(spark, object_store(settings), settings, PRODUCTS)
     if products is None:
         return {}
     latest = Window.partitionBy("item_id").orderBy(F.col("event_time").desc(), F.col("event_id").desc())
@@ -157,8 +153,9 @@ def run(spark, settings: Settings, manifest_key: str | None = None, lookback: in
     periods = lookback or settings.anomaly.lookback or DEFAULT_LOOKBACK[inputs.frequency]
     last = inputs.target["ds"].max()
     since = last - pd.Timedelta(days=(periods - 1) * (1 if inputs.frequency == "D" else 7))
-    channels = channel_demand(spark, settings, inputs.manifest)
-    found = detect(inputs, config, since, discontinued_items(spark, settings), channels)
+    landed = {t.name: read_landed(spark, store, settings, t)[0] for t in (SALES, OUTLIERS, PRODUCTS)}
+    channels = channel_demand(landed[SALES.name], inputs.manifest)
+    found = detect(inputs, config, since, discontinued_items(landed[PRODUCTS.name]), channels)
     found["suppressed_by"] = suppressions(found, feedback(settings))
 
     run_id = manifest_key.rstrip("/").split("/")[-2]
@@ -166,7 +163,7 @@ def run(spark, settings: Settings, manifest_key: str | None = None, lookback: in
         run_id=run_id, detected_at=datetime.now(UTC).replace(microsecond=0), frequency=inputs.frequency
     )
     location = _land(settings, found, inputs.manifest["window_end"][:10], run_id)
-    rates = outlier_rates(spark, settings, since, pd.Timestamp(inputs.manifest["window_end"]))
+    rates = outlier_rates(landed[SALES.name], landed[OUTLIERS.name], since, pd.Timestamp(inputs.manifest["window_end"]))
     alerts = demand_alerts(found, rules) + outlier_rate_alerts(rates, rules)
     delivery = deliver(settings, alerts)
     return {
