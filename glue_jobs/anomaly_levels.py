@@ -73,10 +73,10 @@ def detect(
     rows = tree.bottom_rows()
     node_of = dict(zip(tree.bottom_ids[tree.summing[rows].indices], tree.nodes["node_id"].iloc[rows], strict=True))
 
-    scored_bottom = score_series(bottom, config).merge(bottom[["series", "ds", "explained"]], on=["series", "ds"])
+    scored_bottom = score_series(bottom, config)
     lifted = scored_bottom["explained"] & scored_bottom["expected"].notna()
     used = np.where(lifted, np.minimum(scored_bottom["y"], scored_bottom["expected"]), scored_bottom["y"])
-    scored_bottom = scored_bottom.assign(used=used).drop(columns="explained")
+    scored_bottom = scored_bottom.assign(used=used)
 
     periods = np.sort(bottom["ds"].unique())
     wide = scored_bottom.pivot_table(index="series", columns="ds", values="used", aggfunc="sum")

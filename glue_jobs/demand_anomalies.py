@@ -4,15 +4,19 @@ store, category, store, channel, the total), with a direction, a 0-100 severity 
 Plain pandas over the long frame (`series`, `ds`, `y`: one row per series and period, zeros included), so the
 scheduled Glue job runs it per series group and the tests and the bench run it directly.
 
-The expected demand of a period is a seasonal baseline from the series' own past only: the median of the same
-weekday over the previous 8 weeks (daily) or of the previous 8 weeks (weekly), less the largest and the smallest.
-Its spread is the mean absolute past residual (x 1.2533, a standard deviation for normal noise), floored at the
-Poisson spread of the expected demand (a series selling 4 a day varies by about 2 even when its past happened to be
-flat). Periods the frame marks `explained` (a promotion, a holiday, a day the shop was closed) are neither judged
-nor used as a reference. A period
-is scored alone and as the end of a run of 3 and of 7 periods (the sum of their residuals over its spread): a spike
-is one period far out, a stock-out or a broken feed is several periods a little out each, and a level shift starts
-as such a run. The strongest of the three is the period's score; beyond THRESHOLD it is an anomaly.
+The expected demand of a period comes from the series' own past only: the mean of the same weekday over the previous
+8 weeks (daily) or of the previous 8 weeks (weekly) without their largest and smallest, shrunk halfway to the same
+trimmed mean of the last 56 days. Its variance is the mean of the last 56 squared residuals without the largest, at
+least the series' long-run variance-to-mean ratio times the expectation. Periods the frame marks `explained` (a
+promotion, a holiday, a closed day, a delisted item) are neither judged nor used as a reference, and neither end nor
+extend a run.
+
+A period is scored alone and as the end of runs of 3, 7 and 14 periods (the usable ones among them): the tail
+probability of their demand under a negative binomial of that mean and variance, as a normal quantile. A spike is one
+period far out; a stock-out, a broken feed or a level shift is several periods a little out each. A run of periods
+without a sale is also scored on the share of periods the series sold in before it (counts, not units: an item whose
+variance is its rare wholesale orders still sells on most days). The strongest score is the period's; beyond
+THRESHOLD it is an anomaly. docs/decisions.md has the measurements behind each choice.
 """
 
 from __future__ import annotations
@@ -59,15 +63,6 @@ def _past(values: np.ndarray) -> np.ndarray:
     return np.concatenate([np.full((1, values.shape[1]), np.nan), values[:-1]])
 
 
-def _rolling(values: np.ndarray, window: int, min_periods: int | None = None) -> np.ndarray:
-    """The rolling sum down each column over `window` rows (min_periods None: NaN unless all are there), or the
-    rolling mean of at least `min_periods` values."""
-    total, count = _window_sums(values, window)
-    if min_periods is None:
-        return np.where(count == window, total, np.nan)
-    return np.where(count >= min_periods, total / np.maximum(count, 1), np.nan)
-
-
 def _trimmed_variance(squares: np.ndarray, window: int, min_periods: int) -> np.ndarray:
     """The mean of each column's last `window` squared residuals without the largest: one past spike does not hide
     the next one for the whole window."""
@@ -87,7 +82,7 @@ def _dispersion(values: np.ndarray, min_periods: int) -> np.ndarray:
     return np.where(count >= min_periods, np.fmax(np.nan_to_num(ratio, nan=1.0), 1.0), np.nan)
 
 
-def _trimmed_mean(values: np.ndarray, window: int) -> np.ndarray:
+def _trimmed_mean(values: np.ndarray, window: int, min_periods: int | None = None) -> np.ndarray:
     """The mean of each column's previous `window` values without their largest and smallest (NaNs left out, at least
     window // 2 of them): a past spike does not lift it, and an intermittent series' expectation is not the zero its
     median would be."""
@@ -99,7 +94,7 @@ def _trimmed_mean(values: np.ndarray, window: int) -> np.ndarray:
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: NaN, left out below
         trimmed = (total - np.nanmax(windows, axis=-1) - np.nanmin(windows, axis=-1)) / np.maximum(count - 2, 1)
     mean = np.where(count >= 3, trimmed, total / np.maximum(count, 1))
-    return np.where(count >= window // 2, mean, np.nan)
+    return np.where(count >= (window // 2 if min_periods is None else min_periods), mean, np.nan)
 
 
 def _tail_score(observed: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:
@@ -113,6 +108,36 @@ def _tail_score(observed: np.ndarray, mean: np.ndarray, variance: np.ndarray) ->
     spike = stats.norm.isf(np.clip(upper, 1e-300, 1.0))
     drop = stats.norm.isf(np.clip(lower, 1e-300, 1.0))
     return np.where(spike > drop, np.maximum(spike, 0.0), -np.maximum(drop, 0.0))
+
+
+def _zero_runs(known: np.ndarray, usable: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The drop score of each period that ends a run of usable periods without a sale: counts of selling periods, not
+    units (an item whose variance is its rare wholesale orders still sells on most days). With z zero periods among
+    the n of the `window` before the run, the chance of k more in a row is the beta-binomial's
+    prod_i (z + 1 + i) / (n + 2 + i): the share is uncertain, so a short past cannot make a short run unlikely.
+    Explained periods neither end nor extend a run. Returns (score, run length)."""
+    sold = np.where(np.isnan(known), np.nan, (known > 0).astype(float))
+    total, count = _window_sums(_past(sold), window)
+    zeros_before, n_before = count - total, count
+    score = np.zeros(known.shape)
+    runs = np.ones(known.shape, dtype=int)
+    length = np.zeros(known.shape[1], dtype=int)
+    first_row = np.zeros(known.shape[1], dtype=int)
+    alpha = np.ones(known.shape[1])
+    beta = np.ones(known.shape[1])
+    log_p = np.zeros(known.shape[1])
+    for row in range(len(known)):
+        zero = usable[row] & (np.nan_to_num(known[row], nan=1.0) == 0) & (n_before[row] >= window // 4)
+        starts = zero & (length == 0)
+        alpha = np.where(starts, zeros_before[row] + 1.0, alpha)
+        beta = np.where(starts, n_before[row] - zeros_before[row] + 1.0, beta)
+        log_p = np.where(starts, 0.0, log_p)
+        first_row = np.where(starts, row, first_row)
+        log_p = np.where(zero, log_p + np.log((alpha + length) / (alpha + beta + length)), log_p)
+        length = np.where(zero, length + 1, np.where(usable[row], 0, length))
+        runs[row] = np.where(zero, row - first_row + 1, 1)  # in periods of the calendar, explained ones included
+        score[row] = np.where(zero, -stats.norm.isf(np.exp(np.maximum(log_p, -700.0))), 0.0)
+    return np.minimum(score, 0.0), runs
 
 
 def score_series(frame: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
@@ -131,7 +156,7 @@ def score_series(frame: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
     cycle = np.full(y.shape, np.nan)
     for phase in range(season):  # the same weekday (or every week): the previous `history` values
         cycle[phase::season] = _trimmed_mean(known[phase::season], config.history)
-    recent = _rolling(_past(known), spread_window, season * 2)
+    recent = _trimmed_mean(known, spread_window, season * 2)
     # The weekday's own level has 8 observations; half of it comes from every recent day (shrinkage).
     expected = cycle if season == 1 else 0.5 * cycle + 0.5 * recent
     variance = _trimmed_variance(_past((known - expected) ** 2), spread_window, season * 2)
@@ -143,20 +168,28 @@ def score_series(frame: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
     best_run = np.ones(y.shape, dtype=int)
     usable = ~explained & ~np.isnan(y) & ~np.isnan(expected) & ~np.isnan(variance)
     for run in config.runs:
-        observed = _rolling(np.where(usable, y, np.nan), run)
-        mean = _rolling(expected, run)
-        valid = usable & ~np.isnan(observed) & ~np.isnan(mean)
+        # A run is the usable periods among the last `run` (a closed Saturday or a promotion day inside a stock-out
+        # does not end it), at least half of them.
+        observed, count = _window_sums(np.where(usable, y, np.nan), run)
+        mean, _ = _window_sums(np.where(usable, expected, np.nan), run)
+        valid = usable & (count >= max(1, -(-run // 2)))
         score = np.zeros(y.shape)
-        score[valid] = _tail_score(observed[valid], mean[valid], run * variance[valid])
+        score[valid] = _tail_score(observed[valid], mean[valid], count[valid] * variance[valid])
         better = np.abs(score) > np.abs(best)
         best = np.where(better, score, best)
         best_run = np.where(better, run, best_run)
+    zero_score, zero_run = _zero_runs(known, usable, spread_window)
+    better = np.abs(zero_score) > np.abs(best)
+    best = np.where(better, zero_score, best)
+    best_run = np.where(better, zero_run, best_run)
     spread = np.sqrt(np.fmax(variance, np.nan_to_num(expected)))
     wide = {"y": y, "expected": expected, "lower": np.maximum(expected - config.threshold * spread, 0.0),
-            "upper": expected + config.threshold * spread, "score": best, "run": best_run}  # fmt: skip
+            "upper": expected + config.threshold * spread, "score": best, "run": best_run,
+            "explained": explained}  # fmt: skip
     series, periods = y_wide.columns.to_numpy(), y_wide.index.to_numpy()
     out = pd.DataFrame({"series": np.tile(series, len(periods)), "ds": np.repeat(periods, len(series)),
                         **{name: values.ravel() for name, values in wide.items()}})  # fmt: skip
+    out["explained"] = out["explained"].astype(bool)
     return out[~np.isnan(out["y"])].sort_values(["series", "ds"]).reset_index(drop=True)
 
 
@@ -176,6 +209,7 @@ def episodes(scored: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
     Consecutive anomalous periods of a series in one direction are one anomaly, reported at its strongest period
     with `start` and `end` (so a level shift or a stock-out is one alert, not one per day) and `first`, the first
     period flagged: scores use only the past, so later data never moves it (an anomaly's identity across runs)."""
+    scored = scored.sort_values(["series", "ds"]).reset_index(drop=True)
     flagged = scored[np.abs(scored["score"]) >= config.threshold].copy()
     if flagged.empty:
         days = pd.Series(dtype="datetime64[ns]")
@@ -183,10 +217,14 @@ def episodes(scored: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
                               first=days)  # fmt: skip
     flagged["direction"] = np.where(flagged["score"] > 0, "spike", "drop")
     step = pd.Timedelta(days=1 if config.frequency == "D" else 7)
-    flagged = flagged.sort_values(["series", "ds"])
-    new = (flagged["series"] != flagged["series"].shift()) | (flagged["direction"] != flagged["direction"].shift())
-    new |= flagged["ds"] - flagged["ds"].shift() > step
-    flagged["episode"] = new.cumsum()
+    # An explained period (a closed Saturday, a promotion day) neither ends an episode nor starts one: it carries the
+    # state of the period before it.
+    state = np.sign(scored["score"]).where(np.abs(scored["score"]) >= config.threshold, 0.0)
+    if "explained" in scored:
+        state = state.mask(scored["explained"].to_numpy(bool)).groupby(scored["series"]).ffill().fillna(0.0)
+    new = (scored["series"] != scored["series"].shift()) | (state != state.shift())
+    new |= scored["ds"] - scored["ds"].shift() > step
+    flagged["episode"] = new.cumsum().loc[flagged.index]
     strongest = flagged.loc[flagged.groupby("episode")["score"].apply(lambda s: s.abs().idxmax())]
     # A run's score stays high for a while after the run: the anomaly ends at its last period that is itself more
     # than one spread off in the anomaly's direction.
@@ -198,10 +236,51 @@ def episodes(scored: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
     spans["end"] = ends.reindex(spans.index).fillna(spans["end"])
     strongest = strongest.join(spans, on="episode")
     strongest["end"] = np.maximum(strongest["end"], strongest["ds"])
-    # A run's score ends at its last period: the anomaly started `run - 1` periods before.
-    strongest["start"] = np.minimum(strongest["start"], strongest["ds"] - (strongest["run"] - 1) * step)
+    strongest["start"] = np.minimum(strongest["start"], _run_start(scored, strongest, config, step))
+    strongest = _merge_overlaps(strongest.drop(columns="episode"), step)
     strongest["severity"] = severity(strongest["score"].to_numpy(), config.threshold)
-    return strongest.drop(columns="episode").reset_index(drop=True)
+    return strongest
+
+
+def _run_start(scored: pd.DataFrame, peaks: pd.DataFrame, config: AnomalyConfig, step: pd.Timedelta) -> pd.Series:
+    """Where the run that scored each peak began: of its last `run` periods up to the peak, the start of the stretch
+    whose deviations in the anomaly's direction are largest for their length (sum over the square root of the count,
+    as the run scores do), so a 14-period run that scored a shift on its 10th day starts at the shift. A run of zeros
+    longer than the longest run starts at its first zero."""
+    spread = np.fmax((scored["upper"] - scored["expected"]).to_numpy() / config.threshold, 1e-9)
+    explained = scored["explained"].to_numpy(bool) if "explained" in scored else np.zeros(len(scored), bool)
+    usable = scored["expected"].notna().to_numpy() & ~explained
+    deviation = np.where(usable, np.nan_to_num((scored["y"] - scored["expected"]).to_numpy() / spread), 0.0)
+    series = scored["series"].to_numpy()
+    peak = peaks.index.to_numpy()
+    offsets = np.arange(max(config.runs))
+    rows = peak[:, None] - offsets[None, :]
+    inside = (rows >= 0) & (offsets[None, :] < peaks["run"].to_numpy()[:, None])
+    rows = np.maximum(rows, 0)
+    inside &= series[rows] == series[peak][:, None]
+    sign = np.sign(peaks["score"].to_numpy())[:, None]
+    total = np.cumsum(np.where(inside, deviation[rows], 0.0) * sign, axis=1)
+    count = np.cumsum(inside & usable[rows], axis=1)
+    strength = np.where(inside, total / np.sqrt(np.maximum(count, 1)), -np.inf)
+    start = scored["ds"].to_numpy()[rows[np.arange(len(peak)), strength.argmax(axis=1)]]
+    zeros = peaks["run"].to_numpy() > max(config.runs)
+    start = np.where(zeros, (peaks["ds"] - (peaks["run"] - 1) * step).to_numpy(), start)
+    return pd.Series(start, index=peaks.index)
+
+
+def _merge_overlaps(found: pd.DataFrame, step: pd.Timedelta) -> pd.DataFrame:
+    """Anomalies of one series and direction whose spans overlap or touch are one (a run's span reaches back before
+    the period that first crossed the threshold, so a stock-out scored by two tests can be two episodes): the
+    strongest row, over the union of the spans, from the first period flagged."""
+    columns = list(found.columns)
+    found = found.sort_values(["series", "direction", "start"])
+    reach = found.groupby(["series", "direction"])["end"].cummax()
+    new = (found["series"] != found["series"].shift()) | (found["direction"] != found["direction"].shift())
+    found = found.assign(merged=(new | (found["start"] > reach.shift() + step)).cumsum())
+    spans = found.groupby("merged").agg(start=("start", "min"), end=("end", "max"), first=("first", "min"))
+    strongest = found.loc[found["score"].abs().groupby(found["merged"]).idxmax()]
+    merged = strongest.drop(columns=["start", "end", "first"]).join(spans, on="merged")
+    return merged[columns].reset_index(drop=True)
 
 
 def rolling_zscore(frame: pd.DataFrame, frequency: str, window: int = 28, threshold: float = 3.0) -> pd.DataFrame:

@@ -46,6 +46,33 @@ def test_an_explained_promotion_is_no_anomaly_and_the_z_score_flags_it():
     assert ((flagged["start"] <= pd.Timestamp("2024-06-09")) & (flagged["end"] >= pd.Timestamp("2024-06-03"))).any()
 
 
+def test_a_stock_out_across_closed_days_is_one_anomaly_from_its_first_day():
+    shop = _series("S", 12.0, 6)
+    sundays = shop["ds"].dt.dayofweek == 6
+    shop.loc[sundays, "y"] = 0.0  # the shop is closed on Sundays
+    out = shop["ds"].between("2024-07-02", "2024-07-15")
+    shop.loc[out, "y"] = 0.0
+    (anomaly,) = anomalies(shop.assign(explained=sundays), AnomalyConfig()).itertuples()
+    assert anomaly.direction == "drop"
+    assert pd.Timestamp("2024-07-02") <= anomaly.start <= pd.Timestamp("2024-07-04")
+    assert anomaly.end >= pd.Timestamp("2024-07-12")  # not cut at the first closed Sunday (July 7)
+
+
+def test_a_wholesale_item_that_stops_selling_is_a_drop_though_its_units_vary_wildly():
+    # Retail orders of 1-6 units on 9 days in 10, and now and then a wholesale order of 400-800: the units' variance
+    # is the wholesale orders', so ten days without a sale are likely by units alone, not by the days it sells on.
+    rng = np.random.default_rng(8)
+    y = np.where(rng.random(len(DAYS)) < 0.9, rng.integers(1, 7, len(DAYS)), 0).astype(float)
+    wholesale = rng.random(len(DAYS)) < 0.05
+    y[wholesale] += rng.integers(400, 800, wholesale.sum())
+    item = pd.DataFrame({"series": "W", "ds": DAYS, "y": y})
+    item.loc[item["ds"].between("2024-07-01", "2024-07-10"), "y"] = 0.0
+    found = anomalies(item, AnomalyConfig())
+    drops = found[(found["direction"] == "drop") & (found["end"] >= pd.Timestamp("2024-07-01"))]
+    assert len(drops) == 1 and drops["start"].iloc[0] <= pd.Timestamp("2024-07-05")
+    assert found[found["end"] < pd.Timestamp("2024-07-01")].query("direction == 'drop'").empty
+
+
 def test_severity_ranks_like_the_score_and_stays_within_0_and_100():
     scores = np.array([0.0, 4.0, -4.0, 12.0, 1e6])
     assert severity(scores).tolist() == [0, 50, 50, 75, 100]
