@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from api import charts
@@ -120,3 +123,56 @@ threshold; contributors: the series one level below that moved it most).</p>
 </body></html>
 """
     return html, figures
+
+
+class PngError(RuntimeError):
+    """The report's charts could not be written as PNG (no Chromium to draw them)."""
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def write_pngs(html: str, directory: Path, chromium: str | None = None) -> list[Path]:
+    """Each chart of the report as a PNG in `directory` (`NN-<chart>[-<item>].png`, in the page's order): headless
+    Chromium draws the page, offline, and each chart is captured at its own size, so the PNGs are the SVGs a browser
+    shows. `chromium`: the browser's executable (default: `chromium` on the PATH)."""
+    executable = chromium or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not executable or not Path(executable).exists():
+        wanted = chromium or "chromium on the PATH"
+        raise PngError(
+            f"PNG output needs Chromium ({wanted} not found); install it (Debian: apt-get install chromium) "
+            "or leave out --png: the HTML report has the same charts"
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise PngError("PNG output needs playwright: pip install 'demand-pipeline[png]'") from None
+
+    directory.mkdir(parents=True, exist_ok=True)
+    # Playwright's sync API refuses to run inside an event loop (a notebook, a caller's own browser): its own thread.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(_draw, sync_playwright, executable, html, directory).result()
+
+
+def _draw(sync_playwright, executable: str, html: str, directory: Path) -> list[Path]:
+    written = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", lambda route: route.abort())  # the page is self-contained: nothing is fetched
+            page.set_content(html)
+            for number, chart in enumerate(page.locator("svg.chart").all(), start=1):
+                item = chart.get_attribute("data-item")
+                name = "-".join(part for part in (f"{number:02d}", chart.get_attribute("data-chart"), item) if part)
+                path = directory / f"{_file_safe(name)}.png"
+                chart.screenshot(path=str(path))
+                written.append(path)
+        finally:
+            browser.close()
+    return written
+
+
+def _file_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -36,6 +36,7 @@ HISTORY = 8  # cycles behind the baseline (8 weeks)
 SPREAD_WINDOW = {"D": 56, "W": 26}  # past residuals behind the spread
 RUNS = (1, 3, 7, 14)
 THRESHOLD = 4.0  # standard deviations; severity 50 at the threshold
+HOLD = 0.5  # an anomaly goes on through periods beyond this share of the threshold
 
 
 @dataclass(frozen=True)
@@ -218,10 +219,16 @@ def episodes(scored: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
     flagged["direction"] = np.where(flagged["score"] > 0, "spike", "drop")
     step = pd.Timedelta(days=1 if config.frequency == "D" else 7)
     # An explained period (a closed Saturday, a promotion day) neither ends an episode nor starts one: it carries the
-    # state of the period before it.
-    state = np.sign(scored["score"]).where(np.abs(scored["score"]) >= config.threshold, 0.0)
+    # state of the period before it. So does a period beyond half the threshold the same way (hysteresis: a 5-day
+    # outage whose Sunday scored 3.9 is one anomaly).
+    size, sign = np.abs(scored["score"]), np.sign(scored["score"])
+    state = sign.where(size >= config.threshold, 0.0)
+    carried = size >= config.threshold * HOLD
     if "explained" in scored:
-        state = state.mask(scored["explained"].to_numpy(bool)).groupby(scored["series"]).ffill().fillna(0.0)
+        carried |= scored["explained"].to_numpy(bool)
+    carried &= size < config.threshold
+    state = state.mask(carried).groupby(scored["series"]).ffill().fillna(0.0)
+    state = state.where(~carried | (state == sign) | (size == 0), 0.0)
     new = (scored["series"] != scored["series"].shift()) | (state != state.shift())
     new |= scored["ds"] - scored["ds"].shift() > step
     flagged["episode"] = new.cumsum().loc[flagged.index]

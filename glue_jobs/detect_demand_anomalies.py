@@ -98,14 +98,14 @@ def outlier_rates(sales, outliers, since: pd.Timestamp, until: pd.Timestamp) -> 
 
 
 def channel_demand(sales, manifest: dict[str, Any]) -> pd.DataFrame:
-    """Net demand per sales channel and period over the build's window, from the landed sales (channel, ds, y): each
-    event once, returns and cancellations netted in the period they arrived."""
+    """Net demand per sales channel, item and period over the build's window, from the landed sales (channel,
+    item_id, ds, y): each event once, returns and cancellations netted in the period they arrived."""
     if sales is None:
-        return pd.DataFrame(columns=["channel", "ds", "y"])
+        return pd.DataFrame(columns=["channel", "item_id", "ds", "y"])
     start, end = (date.fromisoformat(manifest[k][:10]) for k in ("window_start", "window_end"))
     window = fi.RunWindow(start, end, manifest["frequency"], int(manifest["horizon"]))
     period = F.expr(fi.period_sql("event_time", window.frequency))
-    rows = (fi.in_window(sales, window).dropDuplicates(["event_id"]).groupBy("channel", period.alias("ds"))
+    rows = (fi.in_window(sales, window).dropDuplicates(["event_id"]).groupBy("channel", "item_id", period.alias("ds"))
             .agg(F.sum("quantity").alias("y")).toPandas())  # fmt: skip
     rows["ds"] = pd.to_datetime(rows["ds"])
     rows["y"] = rows["y"].astype(float).clip(lower=0.0)

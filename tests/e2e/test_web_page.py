@@ -15,6 +15,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
 from test_api import enriched_stack  # noqa: E402
 
+from api.report import CHROMIUM_ARGS  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.slow,
@@ -61,17 +63,13 @@ def base_url(settings):
         yield url
 
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def browser():
     """One headless Chromium for the module's tests."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
@@ -225,6 +223,28 @@ def test_the_report_opens_offline_and_draws_the_runs_charts(settings, browser, t
     assert (tmp_path / "report.png").stat().st_size > 20_000
     assert requests == []  # nothing fetched from anywhere
     context.close()
+
+
+def test_the_reports_charts_are_written_as_pngs_of_their_own_size_and_a_missing_browser_says_so(settings, tmp_path):
+    import struct
+
+    from typer.testing import CliRunner
+
+    from demand.cli import app as cli
+
+    env = {"DEMAND_DATA_ROOT": str(settings.data_root), "DEMAND_PREFIX": settings.prefix}
+    base = ["--endpoint-url", settings.endpoint_url, "report", "--out", str(tmp_path / "report.html")]
+    result = CliRunner().invoke(cli, [*base, "--png", str(tmp_path / "png"), "--chromium", CHROMIUM], env=env)
+    assert result.exit_code == 0, result.output
+    pngs = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert pngs == ["01-history-A.png", "02-history-B.png", "03-accuracy.png", "04-outliers.png"], pngs
+    header = (tmp_path / "png" / "01-history-A.png").read_bytes()[:24]
+    width, height = struct.unpack(">II", header[16:24])
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and 760 <= width <= 766 and 260 <= height <= 266  # the SVG and its border
+
+    missing = CliRunner().invoke(cli, [*base, "--png", str(tmp_path / "none"), "--chromium", "/no/chromium"], env=env)
+    assert missing.exit_code == 1 and "PNG output needs Chromium (/no/chromium not found)" in missing.output
+    assert (tmp_path / "report.html").exists() and not (tmp_path / "none").exists()  # the HTML is still written
 
 
 def _write_anomalies(settings) -> None:

@@ -127,6 +127,7 @@ def test_a_stock_out_and_a_spike_are_found_alerted_once_and_feedback_silences_th
     outage = by_series[("channel=web", "drop")]  # the web channel, judged beside the hierarchy
     assert outage["level"] == "channel" and outage["channel"] == "web"
     assert OUTAGE[0] - timedelta(days=2) <= outage["start_date"].date() <= OUTAGE[0] + timedelta(days=2)
+    assert outage["contributors"].startswith("item=SKU00007 -")  # the item of the web shop's 20 orders a day
     spike = by_series[(f"item_store={SPIKES[0]}|{SPIKES[1]}", "spike")]
     assert spike["peak_date"].date() == SPIKES[2][0] and spike["actual"] >= 60 and spike["severity"] >= 50
 

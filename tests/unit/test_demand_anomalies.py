@@ -134,16 +134,23 @@ def test_a_discontinued_item_stopping_is_neither_its_anomaly_nor_its_categorys()
     assert not found["series"].isin(["item=K2", "category=Kitchen", "total"]).any()
 
 
-def test_a_sales_channel_that_stops_is_a_drop_of_its_own_level():
+def test_a_sales_channel_that_stops_is_a_drop_of_its_own_level_and_names_its_items():
     from glue_jobs.anomaly_levels import detect
 
     inputs = _inputs()
     days = inputs.target["ds"].drop_duplicates().sort_values()
-    web = _series("web", 20.0, 7).rename(columns={"series": "channel"}).assign(channel="web")
+    web = pd.concat([
+        _series(item, level, seed).rename(columns={"series": "item_id"}).assign(channel="web")
+        for item, level, seed in (("G0", 15.0, 7), ("K1", 5.0, 9))
+    ])  # fmt: skip
     web.loc[web["ds"].between("2024-07-20", "2024-07-24"), "y"] = 0.0  # the web shop's feed broke
-    shops = _series("store", 40.0, 8).rename(columns={"series": "channel"}).assign(channel="store")
+    shops = _series("G0", 40.0, 8).rename(columns={"series": "item_id"}).assign(channel="store")
     channels = pd.concat([web, shops])
     found = detect(inputs, AnomalyConfig(), pd.Timestamp("2024-05-01"), channels=channels)
     (outage,) = found[found["level"] == "channel"].itertuples()
     assert (outage.series, outage.channel, outage.direction) == ("channel=web", "web", "drop")
     assert pd.Timestamp("2024-07-18") <= outage.start_date <= pd.Timestamp("2024-07-20") and len(days) == 240
+    # Both items stopped, the one selling three times as much lost about three quarters of the units.
+    first, second = outage.contributors.split("; ")
+    assert first.startswith("item=G0 -") and second.startswith("item=K1 -"), outage.contributors
+    assert 65 <= int(first.rsplit("(", 1)[1].rstrip("%)")) <= 85
