@@ -73,6 +73,16 @@ def test_a_wholesale_item_that_stops_selling_is_a_drop_though_its_units_vary_wil
     assert found[found["end"] < pd.Timestamp("2024-07-01")].query("direction == 'drop'").empty
 
 
+def test_weekly_demand_a_three_week_stock_out_and_a_spike_are_one_anomaly_each():
+    weeks = pd.date_range("2023-01-02", periods=104, freq="W-MON")
+    y = np.random.default_rng(3).poisson(30, len(weeks)).astype(float)
+    y[90:93] = 0.0
+    y[70] += 120
+    found = anomalies(pd.DataFrame({"series": "A", "ds": weeks, "y": y}), AnomalyConfig(frequency="W"))
+    spans = {(a.direction, a.start, a.end) for a in found.itertuples()}
+    assert spans == {("drop", weeks[90], weeks[92]), ("spike", weeks[70], weeks[70])}
+
+
 def test_severity_ranks_like_the_score_and_stays_within_0_and_100():
     scores = np.array([0.0, 4.0, -4.0, 12.0, 1e6])
     assert severity(scores).tolist() == [0, 50, 50, 75, 100]
