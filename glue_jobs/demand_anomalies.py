@@ -116,7 +116,8 @@ def _zero_runs(known: np.ndarray, usable: np.ndarray, window: int) -> tuple[np.n
     units (an item whose variance is its rare wholesale orders still sells on most days). With z zero periods among
     the n of the `window` before the run, the chance of k more in a row is the beta-binomial's
     prod_i (z + 1 + i) / (n + 2 + i): the share is uncertain, so a short past cannot make a short run unlikely.
-    Explained periods neither end nor extend a run. Returns (score, run length)."""
+    Explained periods neither end nor extend a run; a run longer than `window` scores no more. Returns (score, run
+    length)."""
     sold = np.where(np.isnan(known), np.nan, (known > 0).astype(float))
     total, count = _window_sums(_past(sold), window)
     zeros_before, n_before = count - total, count
@@ -137,7 +138,10 @@ def _zero_runs(known: np.ndarray, usable: np.ndarray, window: int) -> tuple[np.n
         log_p = np.where(zero, log_p + np.log((alpha + length) / (alpha + beta + length)), log_p)
         length = np.where(zero, length + 1, np.where(usable[row], 0, length))
         runs[row] = np.where(zero, row - first_row + 1, 1)  # in periods of the calendar, explained ones included
-        score[row] = np.where(zero, -stats.norm.isf(np.exp(np.maximum(log_p, -700.0))), 0.0)
+        # Past the reference window the run is the series' new normal (a delisting the product events did not
+        # report): it stops adding evidence, so the anomaly ends instead of lasting as long as the silence.
+        scored = zero & (length <= window)
+        score[row] = np.where(scored, -stats.norm.isf(np.exp(np.maximum(log_p, -700.0))), 0.0)
     return np.minimum(score, 0.0), runs
 
 
