@@ -128,10 +128,10 @@ def inject(
     events = []
     for series in chosen:
         kind = KINDS[rng.integers(len(KINDS))]
-        start = _start(rng, out[out["series"] == series], closed, first, kind, sizes)
+        rows = out["series"] == series
+        start = _start(rng, out[rows], closed, first, kind, sizes)
         if start is None:
             continue
-        rows = out["series"] == series
         before = out[rows & (out["ds"] < start) & (out["ds"] >= start - pd.Timedelta(weeks=8))]["y"]
         if kind == "spike":
             days = (start, start)

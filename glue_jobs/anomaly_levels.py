@@ -21,7 +21,7 @@ from core.contracts import DEMAND_ANOMALY
 from forecast_orchestrator import reconcile
 from forecast_orchestrator.series import ForecastInputs, split_unique_id
 from forecast_orchestrator.totals import bottom_series
-from glue_jobs.demand_anomalies import SEASON, AnomalyConfig, episodes, score_series
+from glue_jobs.demand_anomalies import SEASON, AnomalyConfig, episodes, period, score_series
 
 # A node's contributors are its members one level down (the total's are its categories).
 CHILD_LEVEL = {"total": "category", "category": "item", "store": "item_store", "item": "item_store"}
@@ -180,7 +180,7 @@ def _listed(moves: list[tuple[str, float]]) -> str | None:
 def _channel_contributors(channels: pd.DataFrame, anomaly, config: AnomalyConfig) -> str | None:
     """The channel's items whose demand over the anomaly's periods moved most in its direction from their level over
     the `history` cycles before it (their mean per period): `item=A -120 (62%)`."""
-    step = pd.Timedelta(days=1 if config.frequency == "D" else 7)
+    step = period(config.frequency)
     before = config.history * SEASON[config.frequency]
     rows = channels[channels["channel"].astype(str) == anomaly.channel]
     start, end = pd.Timestamp(anomaly.start_date), pd.Timestamp(anomaly.end_date)

@@ -145,6 +145,19 @@ def _zero_runs(known: np.ndarray, usable: np.ndarray, window: int) -> tuple[np.n
     return np.minimum(score, 0.0), runs
 
 
+def _run_score(
+    y: np.ndarray, expected: np.ndarray, variance: np.ndarray, usable: np.ndarray, run: int
+) -> tuple[np.ndarray, int]:
+    """The signed tail score of each period as the end of a run of `run` periods: the usable periods among them (a
+    closed Saturday or a promotion day inside a stock-out does not end it), at least half of them."""
+    observed, count = _window_sums(np.where(usable, y, np.nan), run)
+    mean, _ = _window_sums(np.where(usable, expected, np.nan), run)
+    valid = usable & (count >= max(1, -(-run // 2)))
+    score = np.zeros(y.shape)
+    score[valid] = _tail_score(observed[valid], mean[valid], count[valid] * variance[valid])
+    return score, run
+
+
 def score_series(frame: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
     """Every series' periods with their expected demand, band, score (signed) and the run length behind it. Series
     are columns of one calendar (a period before a series' first is no period of it), scored all at once."""
@@ -172,21 +185,11 @@ def score_series(frame: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
     best = np.zeros(y.shape)
     best_run = np.ones(y.shape, dtype=int)
     usable = ~explained & ~np.isnan(y) & ~np.isnan(expected) & ~np.isnan(variance)
-    for run in config.runs:
-        # A run is the usable periods among the last `run` (a closed Saturday or a promotion day inside a stock-out
-        # does not end it), at least half of them.
-        observed, count = _window_sums(np.where(usable, y, np.nan), run)
-        mean, _ = _window_sums(np.where(usable, expected, np.nan), run)
-        valid = usable & (count >= max(1, -(-run // 2)))
-        score = np.zeros(y.shape)
-        score[valid] = _tail_score(observed[valid], mean[valid], count[valid] * variance[valid])
+    for score, run in (*(_run_score(y, expected, variance, usable, run) for run in config.runs),
+                       _zero_runs(known, usable, spread_window)):  # fmt: skip
         better = np.abs(score) > np.abs(best)
         best = np.where(better, score, best)
         best_run = np.where(better, run, best_run)
-    zero_score, zero_run = _zero_runs(known, usable, spread_window)
-    better = np.abs(zero_score) > np.abs(best)
-    best = np.where(better, zero_score, best)
-    best_run = np.where(better, zero_run, best_run)
     spread = np.sqrt(np.fmax(variance, np.nan_to_num(expected)))
     wide = {"y": y, "expected": expected, "lower": np.maximum(expected - config.threshold * spread, 0.0),
             "upper": expected + config.threshold * spread, "score": best, "run": best_run,
@@ -194,8 +197,12 @@ def score_series(frame: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
     series, periods = y_wide.columns.to_numpy(), y_wide.index.to_numpy()
     out = pd.DataFrame({"series": np.tile(series, len(periods)), "ds": np.repeat(periods, len(series)),
                         **{name: values.ravel() for name, values in wide.items()}})  # fmt: skip
-    out["explained"] = out["explained"].astype(bool)
     return out[~np.isnan(out["y"])].sort_values(["series", "ds"]).reset_index(drop=True)
+
+
+def period(frequency: str) -> pd.Timedelta:
+    """The length of one period of the frequency (D: a day, W: a week)."""
+    return pd.Timedelta(days=1 if frequency == "D" else 7)
 
 
 def severity(score: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
@@ -221,7 +228,7 @@ def episodes(scored: pd.DataFrame, config: AnomalyConfig) -> pd.DataFrame:
         return flagged.assign(direction=pd.Series(dtype=object), severity=pd.Series(dtype=int), start=days, end=days,
                               first=days)  # fmt: skip
     flagged["direction"] = np.where(flagged["score"] > 0, "spike", "drop")
-    step = pd.Timedelta(days=1 if config.frequency == "D" else 7)
+    step = period(config.frequency)
     # An explained period (a closed Saturday, a promotion day) neither ends an episode nor starts one: it carries the
     # state of the period before it. So does a period beyond half the threshold the same way (hysteresis: a 5-day
     # outage whose Sunday scored 3.9 is one anomaly).
@@ -304,7 +311,7 @@ def rolling_zscore(frame: pd.DataFrame, frequency: str, window: int = 28, thresh
     scored = frame.assign(score=((frame["y"] - mean) / sd).fillna(0.0))
     flagged = scored[np.abs(scored["score"]) >= threshold].copy()
     flagged["direction"] = np.where(flagged["score"] > 0, "spike", "drop")
-    step = pd.Timedelta(days=1 if frequency == "D" else 7)
+    step = period(frequency)
     new = (flagged["series"] != flagged["series"].shift()) | (flagged["direction"] != flagged["direction"].shift())
     new |= flagged["ds"] - flagged["ds"].shift() > step
     flagged["episode"] = new.cumsum()

@@ -45,7 +45,7 @@ from forecast_orchestrator.series import load_inputs
 from forecast_orchestrator.workflow import input_manifests
 from glue_jobs import forecast_inputs as fi
 from glue_jobs.anomaly_levels import detect
-from glue_jobs.demand_anomalies import AnomalyConfig
+from glue_jobs.demand_anomalies import AnomalyConfig, period
 from glue_jobs.runtime import read_landed, register_partition, resolve_args, settings_from_args, spark_session
 
 OPTIONAL = {"input_manifest_key": "", "lookback": "", "threshold": "", "rules": "", "webhook_url": "",
@@ -152,7 +152,7 @@ def run(spark, settings: Settings, manifest_key: str | None = None, lookback: in
     config = AnomalyConfig(frequency=inputs.frequency, threshold=settings.anomaly.threshold)
     periods = lookback or settings.anomaly.lookback or DEFAULT_LOOKBACK[inputs.frequency]
     last = inputs.target["ds"].max()
-    since = last - pd.Timedelta(days=(periods - 1) * (1 if inputs.frequency == "D" else 7))
+    since = last - (periods - 1) * period(inputs.frequency)
     landed = {t.name: read_landed(spark, store, settings, t)[0] for t in (SALES, OUTLIERS, PRODUCTS)}
     channels = channel_demand(landed[SALES.name], inputs.manifest)
     found = detect(inputs, config, since, discontinued_items(landed[PRODUCTS.name]), channels)
