@@ -273,6 +273,14 @@ OUTLIER = SALE.extend(
         Field("baseline_quantity", "double", required=False, doc="expected quantity it was compared with"),
         Field("baseline_price", "double", required=False, doc="usual unit price it was compared with"),
         Field("baseline_count", "long", required=False, doc="observations behind the baseline"),
+        Field(
+            "demand_units",
+            "double",
+            required=False,
+            minimum=0,
+            doc="units of the line that still count as demand (the dataset build adds them to the target): a "
+            "spike's usual line (baseline_quantity), a price deviation's every unit, 0 for the rest",
+        ),
     ),
     doc="A sale judged anomalous, with why.",
 )

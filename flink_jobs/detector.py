@@ -40,7 +40,7 @@ from core.contracts import OUTLIER_CODES
 from core.settings import OutlierSettings
 
 DETECTOR = "retail_references_v2"
-DETECTOR_VERSION = "2.0"
+DETECTOR_VERSION = "2.1"
 
 CLEAN, OUTLIER, DUPLICATE, REFERENCE = "clean", "outlier", "duplicate", "reference"
 _DAY_MS = 86_400_000
@@ -346,8 +346,17 @@ class Detector:
             baseline_quantity=base_q,
             baseline_price=None if base_p is None else round(base_p, 4),
             baseline_count=len(state.sorted_qty),
+            demand_units=_demand_units(code, sale["quantity"], base_q),
         )
         return Verdict(OUTLIER, record)
+
+
+def _demand_units(code: str, quantity: float, baseline_quantity: float | None) -> float:
+    """The units of an outlier line that are still demand: a spike's usual line (at most the line), every unit of a
+    price deviation (the units sold, the price is what is off), none of the rest."""
+    if code in ("quantity_spike", "customer_spike"):
+        return float(min(quantity, baseline_quantity or 0.0))
+    return float(quantity) if code == "price_deviation" else 0.0
 
 
 def _forget_before(entries: dict, horizon: int, time_of: Callable[[Any], int]) -> None:

@@ -25,7 +25,7 @@ from core.forecast_datasets import columns as dataset_columns
 from core.holidays import DEFAULT_COUNTRY, holidays
 from core.object_store import ObjectStore, object_store
 from core.settings import Settings
-from core.tables import CAMPAIGNS, PRODUCTS, SALES, Table
+from core.tables import CAMPAIGNS, OUTLIERS, PRODUCTS, SALES, Table
 from glue_jobs import forecast_inputs as fi
 from glue_jobs.runtime import read_landed, resolve_args, settings_from_args, skipping_undecodable, spark_session
 
@@ -108,7 +108,10 @@ def _build(spark, settings: Settings, request: BuildRequest, excluded: set[str])
     sales = _read(spark, store, settings, SALES, required=True, skipped=skipped, excluded=excluded)
     products = _read(spark, store, settings, PRODUCTS, required=False, skipped=skipped, excluded=excluded)
     campaigns = _read(spark, store, settings, CAMPAIGNS, required=False, skipped=skipped, excluded=excluded)
-    sales = fi.net_sales(fi.in_window(sales, window))
+    outliers = _read(spark, store, settings, OUTLIERS, required=False, skipped=skipped, excluded=excluded)
+    sales = fi.in_window(sales, window)
+    credited = fi.credited_lines(None if outliers is None else fi.in_window(outliers, window), sales)
+    sales = fi.net_sales(sales, credited)
     totals = fi.period_totals(sales, window, request.with_location).cache()  # the one pass over the sales
     if totals.limit(1).count() == 0:
         raise DatasetError(f"no staged sales in the window {window.start}..{window.end} (end exclusive)")

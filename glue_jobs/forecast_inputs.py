@@ -69,8 +69,25 @@ def in_window(sales: DataFrame, window: RunWindow) -> DataFrame:
     return sales.where((F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end)))
 
 
-def net_sales(sales: DataFrame) -> DataFrame:
-    """One row per event_id; cancellations removed, returns kept (netted later).
+def credited_lines(outliers: DataFrame | None, sales: DataFrame) -> DataFrame | None:
+    """The outlier lines' units that are still demand (the detector's `demand_units`: a spike's usual line, a price
+    deviation's every unit) as sale lines of that many units: one per event, none for an event that also landed
+    clean (a split run twice). None when no outlier line credits any."""
+    if outliers is None:
+        return None
+    lines = (
+        outliers.where(F.col("demand_units") > 0)
+        .dropDuplicates(["event_id"])
+        .withColumn("quantity", F.col("demand_units"))
+        .select(*SALE_COLUMNS)
+        .join(sales.select("event_id"), on="event_id", how="left_anti")
+    )
+    return lines if lines.limit(1).count() else None
+
+
+def net_sales(sales: DataFrame, credited: DataFrame | None = None) -> DataFrame:
+    """One row per event_id; cancellations removed, returns kept (netted later). `credited` (credited_lines) join
+    the sales marked `credited`: demand, and order lines a cancellation nets against, but no price.
 
     A cancellation is a negative line whose order_id has a positive line for the same store and item: it
     cancels that order, so it is moved onto the original line's time (the two cancel out in one period
@@ -78,7 +95,9 @@ def net_sales(sales: DataFrame) -> DataFrame:
     an order are returns and reduce demand in their own period. Lines of a cancelled order are marked
     `cancelled_order` so they do not set the period's price either.
     """
-    sales = sales.select(*SALE_COLUMNS).dropDuplicates(["event_id"])
+    sales = sales.select(*SALE_COLUMNS).dropDuplicates(["event_id"]).withColumn("credited", F.lit(False))
+    if credited is not None:
+        sales = sales.unionByName(credited.select(*SALE_COLUMNS).withColumn("credited", F.lit(True)))
     order_key = ["store_id", "item_id", "order_id"]
     orders = (
         sales.where(F.col("order_id").isNotNull())
@@ -112,10 +131,11 @@ def _keys(with_location: bool) -> list[str]:
 
 def period_totals(sales: DataFrame, window: RunWindow, with_location: bool = False) -> DataFrame:
     """One pass over the sales: per item (and store) and period, the net units, the units and value of the sold
-    lines (positive, of no cancelled order) and the prices of any line. Both series are built from it (cache it)."""
+    lines (positive, of no cancelled order, not credited) and the prices of any line not credited. Both series are
+    built from it (cache it)."""
     keys = _keys(with_location)
-    sold = (F.col("quantity") > 0) & ~F.col("cancelled_order")
-    priced = F.col("unit_price") > 0
+    sold = (F.col("quantity") > 0) & ~F.col("cancelled_order") & ~F.col("credited")
+    priced = (F.col("unit_price") > 0) & ~F.col("credited")
     return (
         sales.withColumn("timestamp", F.expr(period_sql("event_time", window.frequency)))
         .groupBy(*keys, "timestamp")

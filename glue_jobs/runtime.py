@@ -89,10 +89,10 @@ def spark_session(app_name: str) -> tuple[Any, Any]:
 def read_landed(
     spark, store: ObjectStore, settings: Settings, table: Table, excluded: Collection[str] = ()
 ) -> tuple[Any, list[str]]:
-    """(a landed table's whole parquet objects, less `excluded`, as one DataFrame of its contract's columns, or None
-    when none is left; the URIs of the objects skipped, each logged). Skipped: files that are not whole parquet
-    (magic bytes missing), and the excluded ones (files a Spark job failed to decode, skipping_undecodable). They
-    stay where they are."""
+    """(a landed table's whole parquet objects, less `excluded`, as one DataFrame of its contract's columns (null in
+    files landed before the field was added), or None when none is left; the URIs of the objects skipped, each
+    logged). Skipped: files that are not whole parquet (magic bytes missing), and the excluded ones (files a Spark job
+    failed to decode, skipping_undecodable). They stay where they are."""
     bucket = settings.names.bucket(table.bucket_role)
     whole, broken = parquet_objects(store, bucket, table.prefix + "/")
     skipped = [store.uri(bucket, key) for key in broken]
@@ -103,7 +103,7 @@ def read_landed(
     skipped += [uri for uri in uris if uri in excluded]
     if not readable:
         return None, skipped
-    return spark.read.parquet(*readable).select(*table.contract.names), skipped
+    return spark.read.schema(table.contract.spark_schema()).parquet(*readable), skipped
 
 
 def _file(name: str) -> str:

@@ -42,6 +42,7 @@ locals {
       { name = "baseline_quantity", type = "double", comment = "expected quantity it was compared with" },
       { name = "baseline_price", type = "double", comment = "usual unit price it was compared with" },
       { name = "baseline_count", type = "bigint", comment = "observations behind the baseline" },
+      { name = "demand_units", type = "double", comment = "units of the line that still count as demand (the dataset build adds them to the target): a spike's usual line (baseline_quantity), a price deviation's every unit, 0 for the rest" },
     ]
     rejected = [
       { name = "raw", type = "string", comment = "the record as received (base64 when raw_encoding is base64)" },

@@ -20,7 +20,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `demand`.`outliers` (
   `detector_version` string,
   `baseline_quantity` double,
   `baseline_price` double,
-  `baseline_count` bigint
+  `baseline_count` bigint,
+  `demand_units` double
 )
 PARTITIONED BY (`year` string, `month` string)
 STORED AS PARQUET

@@ -7,10 +7,13 @@ import json
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from factories import sale
 
+from core.contracts import OUTLIER
 from core.object_store import LocalObjectStore
 from core.settings import Settings
 from glue_jobs.build_forecast_inputs import BuildRequest, DatasetError, build, main
@@ -298,3 +301,39 @@ def test_a_parquet_file_whose_pages_do_not_decode_is_skipped_and_named_by_the_bu
 
     with pytest.raises(duckdb.Error):  # the file does fail on its own (DuckDB's error names no file)
         duckdb.sql(f"SELECT sum(quantity) FROM read_parquet('{staged / 'part-corrupt.parquet'}')").fetchall()
+
+
+def outlier(event: dict, code: str, demand_units: float | None, baseline: float | None = None) -> dict:
+    """The split's outlier record of a sale (the fields flink_jobs.detector writes)."""
+    record = {**event, "outlier_score": 60.0, "outlier_code": code, "outlier_reason": code, "detector": "test"}
+    return {**record, "detector_version": "0", "baseline_quantity": baseline, "demand_units": demand_units}
+
+
+def test_outlier_lines_add_their_demand_units_to_the_target_but_never_set_the_price(spark, tmp_path):
+    """A spike adds its usual line, a price deviation its units, a price-0 line nothing; an outlier landed twice, or
+    also landed clean, counts once; an outlier file landed before the field existed reads as no credit."""
+    clean = [sale("c1", "2024-01-02T10:00:00Z", "A", 5), sale("c2", "2024-01-09T10:00:00Z", "A", 3)]
+    spike = outlier(sale("o1", "2024-01-03T10:00:00Z", "A", 500, order="big"), "quantity_spike", 5.0, baseline=5.0)
+    outliers = [
+        spike,
+        spike,  # a second delivery
+        outlier(sale("o2", "2024-01-10T10:00:00Z", "A", 4, price=20.0), "price_deviation", 4.0),
+        outlier(sale("o3", "2024-01-10T11:00:00Z", "A", 2, price=0.0), "zero_price", 0.0),
+        outlier(clean[1], "quantity_spike", 3.0),  # the same event also landed clean (a split run twice)
+    ]
+    settings = land(tmp_path, clean)
+    (tmp_path / "split" / "outliers").mkdir()
+    (tmp_path / "split" / "outliers" / "part-0").write_text("\n".join(json.dumps(o) for o in outliers) + "\n")
+    deliver(tmp_path / "split", LocalObjectStore(settings.data_root), settings.names.buckets)
+    old = outlier(sale("o4", "2024-01-16T10:00:00Z", "A", 900), "quantity_spike", None, baseline=5.0)
+    old_schema = OUTLIER.arrow_schema().remove(OUTLIER.arrow_schema().get_field_index("demand_units"))
+    landed = settings.data_root / settings.names.bucket("analysis") / "outliers" / "year=2024" / "month=01"
+    event_time = pd.Timestamp(old["event_time"])
+    row = {f.name: [event_time if f.name == "event_time" else old.get(f.name)] for f in old_schema}
+    pq.write_table(pa.Table.from_pydict(row, schema=old_schema), landed / "part-before-demand-units.parquet")
+
+    manifest = build(spark, settings, BuildRequest(WINDOW, country="DE"))
+    target = [(r["timestamp"], float(r["demand"])) for r in read_dataset(settings, manifest, "target")]
+    assert target == [("2024-01-01", 5.0 + 5.0), ("2024-01-08", 3.0 + 4.0), ("2024-01-15", 0.0)]
+    related = [float(r["price"]) for r in read_dataset(settings, manifest, "related")]
+    assert related == [2.0] * 5  # neither the spike nor the price deviation's 20.0 moves the price

@@ -116,6 +116,7 @@ def test_a_line_far_beyond_the_item_at_the_usual_price_is_a_spike_but_a_discount
     detector, state = warm
     spike = detector.observe(state, sale(30, qty=80, day=6)).record
     assert spike["outlier_code"] == "quantity_spike" and spike["baseline_quantity"] == 3
+    assert spike["demand_units"] == 3  # the usual line is still demand, the rest is not
     assert "26.7x the item's 90th-percentile line 3" in spike["outlier_reason"]
     assert "10.0x a typical day's 8 units" in spike["outlier_reason"]
     assert detector.observe(state, sale(31, qty=80, price=8.0, day=6)).route == CLEAN  # quantity discount
@@ -127,6 +128,7 @@ def test_a_known_customer_far_beyond_their_habit_is_a_customer_spike(warm):
         assert detector.observe(state, sale(n, qty=2, day=6, customer_id="C1")).route == CLEAN
     typo = detector.observe(state, sale(42, qty=20, day=6, customer_id="C1")).record
     assert typo["outlier_code"] == "customer_spike" and "10.0x this customer's usual 2" in typo["outlier_reason"]
+    assert typo["demand_units"] == typo["baseline_quantity"] == 3
     assert detector.observe(state, sale(43, qty=20, day=6, customer_id="C2")).route == CLEAN  # a new customer
 
 
@@ -142,9 +144,11 @@ def test_price_errors_and_prices_that_are_no_demand(warm):
     detector, state = warm
     price = detector.observe(state, sale(31, price=1.0, day=6)).record
     assert price["outlier_code"] == "price_deviation" and price["baseline_price"] == 10.0
-    assert detector.observe(state, sale(32, price=0.0, day=6)).record["outlier_code"] == "zero_price"
+    assert price["demand_units"] == price["quantity"]  # the units were sold, the price is what is off
+    sample = detector.observe(state, sale(32, price=0.0, day=6)).record
+    assert sample["outlier_code"] == "zero_price" and sample["demand_units"] == 0
     writeoff = detector.observe(state, sale(33, qty=-5, price=0.0, day=6, order="WO-1")).record
-    assert writeoff["outlier_code"] == "stock_writeoff"
+    assert writeoff["outlier_code"] == "stock_writeoff" and writeoff["demand_units"] == 0
     assert detector.observe(state, sale(34, price=250_000.0, day=6)).record["outlier_code"] == "price_limit"
 
 
