@@ -8,9 +8,8 @@ which the Flink job is tested to match). Baseline: the previous detector's core 
 
 split_forecast_value: daily demand per stock code as the dataset build makes it from the split (the clean sales
 and the outliers' demand_units) against the same from every sale line as received (duplicates included), both net
-of matched cancellations; the default ensemble is trained on each
-and scored on the real held-out 28 days (no injections there). Once on the year as it is, once with the realistic
-injections in the history.
+of matched cancellations; the default ensemble is trained on each and scored on the real held-out 28 days (no
+injections there). Once on the year as it is, once with the realistic injections in the history.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def in_window(sales: DataFrame, window: RunWindow) -> DataFrame:
 def credited_lines(outliers: DataFrame | None, sales: DataFrame) -> DataFrame | None:
     """The outlier lines' units that are still demand (the detector's `demand_units`: a spike's usual line, a price
     deviation's every unit) as sale lines of that many units: one per event, none for an event that also landed
-    clean (a split run twice). None when no outlier line credits any."""
+    clean (a split run twice). None when nothing landed as an outlier."""
     if outliers is None:
         return None
     lines = (
@@ -80,9 +80,11 @@ def credited_lines(outliers: DataFrame | None, sales: DataFrame) -> DataFrame | 
         .dropDuplicates(["event_id"])
         .withColumn("quantity", F.col("demand_units"))
         .select(*SALE_COLUMNS)
-        .join(sales.select("event_id"), on="event_id", how="left_anti")
     )
-    return lines if lines.limit(1).count() else None
+    # The sales are the side the semi join streams, so Spark can broadcast the few outlier ids instead of
+    # shuffling every sale.
+    also_clean = sales.select("event_id").join(lines.select("event_id"), on="event_id", how="left_semi")
+    return lines.join(also_clean, on="event_id", how="left_anti")
 
 
 def net_sales(sales: DataFrame, credited: DataFrame | None = None) -> DataFrame:
